@@ -1,0 +1,293 @@
+"""Command line: parse arguments, build objects, call the core, map AlertdError to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import structlog
+
+from alertd import __version__
+from alertd.config import Settings, load_settings
+from alertd.errors import AlertdError, ConfigError
+
+DEFAULT_CORPUS = Path("models/training/corpus")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.handler(args) or 0
+    except ConfigError as exc:
+        print(f"alertd: invalid configuration ({len(exc.problems)} problem{'s' if len(exc.problems) != 1 else ''}):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return exc.exit_code
+    except AlertdError as exc:
+        print(f"alertd: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="alertd", description="Sanctions and arms-transfer news alerts.")
+    parser.add_argument("--version", action="version", version=f"alertd {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument(
+            "--config", "-c", default=os.environ.get("ALERTD_CONFIG", "config/alertd.toml"),
+            help="TOML configuration file (default: $ALERTD_CONFIG or config/alertd.toml)",
+        )
+        return p
+
+    with_config(sub.add_parser("run", help="run the daemon until SIGTERM/SIGINT")).set_defaults(handler=cmd_run)
+    with_config(sub.add_parser("poll-once", help="poll every feed once, deliver what is due, exit")).set_defaults(handler=cmd_poll_once)
+    with_config(sub.add_parser("check-config", help="validate the configuration; exit 2 when invalid")).set_defaults(handler=cmd_check_config)
+
+    score = sub.add_parser("score", help="score one article or a JSONL batch")
+    score.add_argument("--title", default="")
+    score.add_argument("--text", default=None)
+    score.add_argument("--lang", default=None)
+    score.add_argument("--input", type=Path, help="JSONL with id, title, text, lang? per line")
+    score.add_argument("--output", default="-", help="JSONL output file (default: stdout)")
+    score.add_argument("--model", type=Path, default=None, help="model directory (default: the shipped model)")
+    score.set_defaults(handler=cmd_score)
+
+    train = sub.add_parser("train", help="train the model from labelled JSONL and write it with its manifest")
+    train.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="directory of labelled JSONL (default: %(default)s)")
+    train.add_argument("--data", type=Path, action="append", default=[], help="extra labelled JSONL; may repeat")
+    train.add_argument("--out", type=Path, default=Path("models"), help="output directory (default: %(default)s)")
+    train.set_defaults(handler=cmd_train)
+
+    feeds = with_config(sub.add_parser("feeds", help="status of each feed"))
+    feeds.add_argument("--json", action="store_true")
+    feeds.set_defaults(handler=cmd_feeds)
+
+    alerts = with_config(sub.add_parser("alerts", help="recent alerts with scores"))
+    alerts.add_argument("--limit", type=int, default=20)
+    alerts.add_argument("--json", action="store_true")
+    alerts.set_defaults(handler=cmd_alerts)
+
+    deliveries = with_config(sub.add_parser("deliveries", help="pending and dead deliveries; 'retry' re-queues dead ones"))
+    deliveries.add_argument("action", nargs="?", choices=["list", "retry"], default="list")
+    deliveries.add_argument("--id", type=int, help="with retry: only this delivery")
+    deliveries.add_argument("--subscriber", help="with retry: only this subscriber's")
+    deliveries.add_argument("--all", action="store_true", help="with list: include delivered")
+    deliveries.add_argument("--json", action="store_true")
+    deliveries.set_defaults(handler=cmd_deliveries)
+    return parser
+
+
+def _settings(args) -> Settings:
+    from alertd.log import configure_logging
+
+    settings = load_settings(args.config)
+    configure_logging(settings.daemon.log_level, settings.daemon.log_format)
+    return settings
+
+
+def cmd_check_config(args) -> int:
+    settings = load_settings(args.config)
+    from alertd.model.artifact import read_manifest, default_model_dir
+
+    model_dir = settings.model.path or default_model_dir()
+    manifest = read_manifest(Path(model_dir))
+    print(f"{args.config}: OK ({len(settings.feeds)} feeds, {len(settings.subscribers)} subscribers, model {manifest.model_id})")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from alertd.daemon import Daemon, build_runtime
+
+    settings = _settings(args)
+    Daemon(build_runtime(settings)).run()
+    return 0
+
+
+def cmd_poll_once(args) -> int:
+    from alertd.daemon import build_runtime, run_cycle
+
+    settings = _settings(args)
+    runtime = build_runtime(settings)
+    try:
+        reports, delivered = run_cycle(runtime)
+    finally:
+        runtime.close()
+    failed = [r for r in reports if r.error]
+    structlog.get_logger("alertd").info(
+        "cycle_done", feeds=len(reports), failed_feeds=len(failed), new_items=sum(r.new_items for r in reports),
+        alerts=sum(r.alerts for r in reports), delivered=delivered.delivered, retrying=delivered.retried, dead=delivered.dead,
+    )
+    return 0
+
+
+def _read_score_input(path: Path) -> Iterator[tuple[int, dict | None, str | None]]:
+    with (sys.stdin if str(path) == "-" else path.open(encoding="utf-8")) as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                if not isinstance(record, dict) or "id" not in record:
+                    raise ValueError("expected an object with at least 'id', 'title', 'text'")
+                yield number, record, None
+            except ValueError as exc:
+                yield number, None, str(exc)
+
+
+def cmd_score(args) -> int:
+    from alertd.domain import Article
+    from alertd.model import load_model
+    from alertd.text.language import detect_language
+
+    model = load_model(args.model)
+    if args.input is None:
+        if args.text is None and not args.title:
+            raise AlertdError("give --title/--text for one article, or --input FILE.jsonl for a batch")
+        text = args.text or ""
+        article = Article(args.title, text, args.lang or detect_language(f"{args.title}\n{text}"))
+        print(json.dumps({"id": None, **model.score([article])[0].as_dict()}, ensure_ascii=False))
+        return 0
+
+    out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")
+    bad = 0
+    batch: list[tuple[str, Article]] = []
+
+    def flush() -> None:
+        for (record_id, _), scores in zip(batch, model.score([a for _, a in batch])):
+            out.write(json.dumps({"id": record_id, **scores.as_dict()}, ensure_ascii=False) + "\n")
+        batch.clear()
+
+    try:
+        for number, record, error in _read_score_input(args.input):
+            if error or record is None:
+                bad += 1
+                print(f"alertd: {args.input}:{number}: skipped: {error}", file=sys.stderr)
+                continue
+            title, text = str(record.get("title") or ""), str(record.get("text") or "")
+            lang = record.get("lang") or detect_language(f"{title}\n{text}")
+            batch.append((record["id"], Article(title, text, lang)))
+            if len(batch) >= 100:
+                flush()
+        flush()
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return 1 if bad else 0
+
+
+def cmd_train(args) -> int:
+    from alertd.model.corpus import corpus_files, read_examples
+    from alertd.model.training import train
+
+    paths = corpus_files(args.corpus) + list(args.data)
+    if not paths:
+        raise AlertdError(f"no labelled JSONL under {args.corpus}")
+    examples = list(read_examples(paths))
+
+    def progress(message: str) -> None:
+        print(f"train: {message}", file=sys.stderr, flush=True)
+
+    progress(f"read {len(examples)} examples from {len(paths)} files")
+    sources = sorted({str(p.relative_to(args.corpus.parent)) if p.is_relative_to(args.corpus.parent) else p.name for p in paths})
+    manifest = train(examples, args.out, sources, progress)
+    print(json.dumps({"model_id": manifest.model_id, "thresholds": manifest.thresholds, "metrics": manifest.metrics}, indent=2))
+    return 0
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    lines = ["  ".join(str(h).ljust(w) for h, w in zip(header, widths))]
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in rows]
+    return "\n".join(lines)
+
+
+def _when(value) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+def cmd_feeds(args) -> int:
+    from alertd.store import open_store
+
+    settings = load_settings(args.config)
+    store = open_store(settings.database_url)
+    states = {s.name: s for s in store.feed_states()}
+    store.close()
+    rows = []
+    for feed in settings.feeds:
+        s = states.get(feed.name)
+        rows.append(
+            {
+                "name": feed.name,
+                "url": feed.url,
+                "last_poll": _when(s.last_polled_at) if s else "never",
+                "last_success": _when(s.last_success_at) if s else "never",
+                "status": s.last_status if s and s.last_status else "-",
+                "items": s.items_total if s else 0,
+                "failures": s.consecutive_failures if s else 0,
+                "error": (s.last_error or "") if s else "",
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+    else:
+        print(_table([[r[k] for k in ("name", "last_poll", "status", "items", "failures", "error")] for r in rows],
+                     ["FEED", "LAST POLL (UTC)", "HTTP", "ITEMS", "FAILURES", "LAST ERROR"]))
+    return 0
+
+
+def cmd_alerts(args) -> int:
+    from alertd.store import open_store
+
+    settings = load_settings(args.config)
+    store = open_store(settings.database_url)
+    alerts = store.recent_alerts(args.limit)
+    store.close()
+    if args.json:
+        print(json.dumps(alerts, indent=2, default=str, ensure_ascii=False))
+        return 0
+    rows = [
+        [a["id"], _when(a["created_at"]), a["subscriber"], a["state"],
+         " ".join(f"{k[:4]}={v:.2f}" for k, v in a["scores"]["scores"].items()), a["lang"] or "-", a["title"][:70]]
+        for a in alerts
+    ]
+    print(_table(rows, ["ALERT", "CREATED (UTC)", "SUBSCRIBER", "DELIVERY", "SCORES", "LANG", "TITLE"]))
+    return 0
+
+
+def cmd_deliveries(args) -> int:
+    from alertd.clock import SystemClock
+    from alertd.store import open_store
+    from alertd.store.database import DEAD, DELIVERED, PENDING
+
+    settings = load_settings(args.config)
+    store = open_store(settings.database_url)
+    try:
+        if args.action == "retry":
+            count = store.requeue_dead(SystemClock().now(), delivery_id=args.id, subscriber=args.subscriber)
+            print(f"re-queued {count} dead deliver{'y' if count == 1 else 'ies'}")
+            return 0
+        states = (PENDING, DEAD, DELIVERED) if args.all else (PENDING, DEAD)
+        rows = store.deliveries(states)
+        counts = store.delivery_counts()
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps([r.__dict__ for r in rows], indent=2, default=str, ensure_ascii=False))
+        return 0
+    print(_table(
+        [[d.id, d.alert_id, d.subscriber, d.channel, d.state, d.attempts, _when(d.next_attempt_at), (d.last_error or "")[:60]] for d in rows],
+        ["ID", "ALERT", "SUBSCRIBER", "CHANNEL", "STATE", "ATTEMPTS", "NEXT ATTEMPT (UTC)", "LAST ERROR"],
+    ))
+    print(" ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "outbox empty")
+    return 0

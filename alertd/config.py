@@ -1,0 +1,320 @@
+"""TOML configuration → validated, frozen settings.
+
+Secrets never have to be written inline: every secret setting ``x`` also accepts
+``x_env`` (name of an environment variable) and ``x_file`` (a file whose content is
+the secret; relative paths are looked up in ``$CREDENTIALS_DIRECTORY`` when systemd
+provides one). Every problem is reported with its file, key and a hint, all at once.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from alertd.domain import LABELS
+from alertd.errors import ConfigError
+
+SECRET_KEYS = ("password", "webhook_secret")
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    file: str
+    key: str
+    message: str
+    hint: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.file}: {self.key}" if self.key else self.file
+        return f"{where}: {self.message}" + (f" (hint: {self.hint})" if self.hint else "")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DaemonSettings(_Section):
+    state_dir: Path = Field(Path("state"), description="Directory for local state; the default SQLite database lives here.")
+    database_url: str = Field(
+        "",
+        description="SQLAlchemy URL of the database. Empty means SQLite at <state_dir>/alertd.db. "
+        "PostgreSQL: postgresql+psycopg://user@host/db.",
+    )
+    delivery_interval_seconds: float = Field(10.0, gt=0, description="How often the delivery loop looks for due outbox rows.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Lowest log level written.")
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", description="auto: JSON when stdout is not a terminal (journald), readable console output on a terminal."
+    )
+    poll_workers: int = Field(4, ge=1, le=64, description="Feeds polled at the same time.")
+
+
+class HttpSettings(_Section):
+    user_agent: str = Field(
+        "alertd/0.1 (sanctions news monitor; polls feeds politely with conditional GET)",
+        description="User-Agent sent with every request; add a contact address for feed owners.",
+    )
+    connect_timeout_seconds: float = Field(10.0, gt=0, description="Time allowed to open a connection.")
+    read_timeout_seconds: float = Field(20.0, gt=0, description="Time allowed between bytes received.")
+    total_timeout_seconds: float = Field(60.0, gt=0, description="Deadline for a whole request, however slowly the body drips.")
+    max_body_bytes: int = Field(5_000_000, gt=0, description="Larger responses are abandoned and logged.")
+
+
+class ModelSettings(_Section):
+    path: Path | None = Field(
+        None, description="Directory holding manifest.json and the model file. Empty means the shipped models/ directory."
+    )
+
+
+class DeliverySettings(_Section):
+    max_attempts: int = Field(8, ge=1, description="Attempts before a delivery is dead-lettered (kept, listed, retryable).")
+    backoff_base_seconds: float = Field(30.0, gt=0, description="Delay before the second attempt; doubles each time, with jitter.")
+    backoff_max_seconds: float = Field(6 * 3600.0, gt=0, description="Cap on the delay between attempts.")
+    lease_seconds: float = Field(120.0, gt=0, description="How long a claimed delivery is reserved before another worker may retry it.")
+    batch_size: int = Field(50, ge=1, description="Deliveries claimed per pass of the delivery loop.")
+    webhook_timeout_seconds: float = Field(15.0, gt=0, description="Timeout for one webhook request.")
+
+
+class SmtpSettings(_Section):
+    host: str = Field("127.0.0.1", description="SMTP server host.")
+    port: int = Field(25, gt=0, lt=65536, description="SMTP server port.")
+    security: Literal["none", "starttls", "tls"] = Field(
+        "none", description="none, starttls (upgrade a plain connection) or tls (implicit TLS, usually port 465)."
+    )
+    username: str = Field("", description="Login name; empty means no authentication.")
+    password: SecretStr | None = Field(None, description="Login password (prefer password_env or password_file).")
+    from_address: str = Field("alertd@localhost", description="Envelope and header sender of alert emails.")
+    timeout_seconds: float = Field(30.0, gt=0, description="Timeout for the SMTP conversation.")
+
+
+class FeedSettings(_Section):
+    name: str = Field(description="Unique short name; used in logs, alerts and state.")
+    url: str = Field(description="http(s) URL of the RSS or Atom feed.")
+    interval_seconds: float = Field(900.0, ge=1, description="Time between polls of this feed.")
+    jitter_seconds: float = Field(30.0, ge=0, description="Random delay added to each poll so feeds do not fire together.")
+    tags: tuple[str, ...] = Field((), description="Free labels that subscribers can filter on.")
+    language: str | None = Field(None, description="ISO 639-1 hint used when an item's language cannot be detected.")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v
+
+
+class SubscriberSettings(_Section):
+    name: str = Field(description="Unique subscriber name.")
+    channel: Literal["email", "webhook"] = Field(description="How alerts reach this subscriber.")
+    email_to: tuple[str, ...] = Field((), description="Recipients, for channel = email.")
+    webhook_url: str = Field("", description="Endpoint receiving signed POSTs, for channel = webhook.")
+    webhook_secret: SecretStr | None = Field(
+        None, description="Standard Webhooks signing secret, whsec_<base64> (prefer webhook_secret_env or webhook_secret_file)."
+    )
+    labels: tuple[Literal["sanctions", "arms_transfer"], ...] = Field(LABELS, description="Labels this subscriber wants alerts for.")
+    thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per-label minimum probability, e.g. {sanctions = 0.6}; a label left out uses the model's own threshold.",
+    )
+    languages: tuple[str, ...] = Field((), description="Only articles in these languages (ISO 639-1); empty means all.")
+    feed_tags: tuple[str, ...] = Field((), description="Only articles from feeds carrying one of these tags; empty means all.")
+
+    @field_validator("thresholds")
+    @classmethod
+    def _known_labels(cls, v: dict[str, float]) -> dict[str, float]:
+        for label, value in v.items():
+            if label not in LABELS:
+                raise ValueError(f"unknown label {label!r}; known: {', '.join(LABELS)}")
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"threshold for {label} must be between 0 and 1, got {value}")
+        return v
+
+    @model_validator(mode="after")
+    def _channel_complete(self) -> "SubscriberSettings":
+        if self.channel == "email" and not self.email_to:
+            raise ValueError("channel 'email' needs email_to")
+        if self.channel == "webhook":
+            if not self.webhook_url.startswith(("http://", "https://")):
+                raise ValueError("channel 'webhook' needs webhook_url starting with http:// or https://")
+            if self.webhook_secret is None:
+                raise ValueError("channel 'webhook' needs webhook_secret (or webhook_secret_env / webhook_secret_file)")
+            if not self.webhook_secret.get_secret_value().startswith("whsec_"):
+                raise ValueError("webhook_secret must look like whsec_<base64>")
+        return self
+
+
+class Settings(_Section):
+    daemon: DaemonSettings = Field(default_factory=DaemonSettings, description="Process-wide behaviour.")
+    http: HttpSettings = Field(default_factory=HttpSettings, description="How feeds are fetched.")
+    model: ModelSettings = Field(default_factory=ModelSettings, description="Which classifier to load.")
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings, description="Outbox retry policy.")
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings, description="Mail server for email subscribers.")
+    feeds: tuple[FeedSettings, ...] = Field((), description="Feeds to poll.")
+    subscribers: tuple[SubscriberSettings, ...] = Field((), description="Who gets alerts, and how.")
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "Settings":
+        for kind, entries in (("feed", self.feeds), ("subscriber", self.subscribers)):
+            seen: set[str] = set()
+            for entry in entries:
+                if entry.name in seen:
+                    raise ValueError(f"duplicate {kind} name {entry.name!r}")
+                seen.add(entry.name)
+        return self
+
+    @property
+    def database_url(self) -> str:
+        return self.daemon.database_url or f"sqlite:///{self.daemon.state_dir / 'alertd.db'}"
+
+    def feed(self, name: str) -> FeedSettings:
+        return next(f for f in self.feeds if f.name == name)
+
+    def subscriber(self, name: str) -> SubscriberSettings:
+        return next(s for s in self.subscribers if s.name == name)
+
+
+def load_settings(path: str | Path, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read, resolve secret references and validate; raise ConfigError listing every problem."""
+    environ = os.environ if environ is None else environ
+    path = Path(path)
+    file = str(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([ConfigProblem(file, "", "file not found", "pass --config with the path of your TOML file")])
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([ConfigProblem(file, "", f"cannot read: {exc}")])
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([ConfigProblem(file, "", f"not valid TOML: {exc}", "check quoting and brackets near that line")])
+
+    problems: list[ConfigProblem] = []
+    resolved = _resolve_secret_references(raw, environ, file, problems, ())
+    try:
+        settings = Settings.model_validate(resolved)
+    except ValidationError as exc:
+        problems.extend(_problems_from_validation(exc, file, resolved))
+        settings = None
+    if problems:
+        raise ConfigError(problems)
+    assert settings is not None
+    return settings
+
+
+def _resolve_secret_references(
+    node: Any, environ: Mapping[str, str], file: str, problems: list[ConfigProblem], where: tuple[str | int, ...]
+) -> Any:
+    if isinstance(node, list):
+        return [_resolve_secret_references(v, environ, file, problems, where + (i,)) for i, v in enumerate(node)]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        base = key.removesuffix("_env").removesuffix("_file")
+        if base in SECRET_KEYS and key != base:
+            dotted = _dotted(where + (key,))
+            if base in node or base in out:
+                problems.append(ConfigProblem(file, dotted, f"set only one of {base}, {base}_env, {base}_file"))
+                continue
+            secret = _read_secret(key.endswith("_env"), value, environ, file, dotted, problems)
+            if secret is not None:
+                out[base] = secret
+        else:
+            out[key] = _resolve_secret_references(value, environ, file, problems, where + (key,))
+    return out
+
+
+def _read_secret(
+    from_env: bool, ref: Any, environ: Mapping[str, str], file: str, dotted: str, problems: list[ConfigProblem]
+) -> str | None:
+    if not isinstance(ref, str) or not ref:
+        problems.append(ConfigProblem(file, dotted, "must be a non-empty string"))
+        return None
+    if from_env:
+        if ref not in environ:
+            problems.append(ConfigProblem(file, dotted, f"environment variable {ref} is not set", f"export {ref}=... before starting"))
+            return None
+        return environ[ref]
+    secret_path = Path(ref)
+    if not secret_path.is_absolute() and environ.get("CREDENTIALS_DIRECTORY"):
+        secret_path = Path(environ["CREDENTIALS_DIRECTORY"]) / secret_path
+    try:
+        return secret_path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        problems.append(ConfigProblem(file, dotted, f"cannot read secret file {secret_path}: {exc.strerror}", "check the path and permissions"))
+        return None
+
+
+def _problems_from_validation(exc: ValidationError, file: str, raw: dict[str, Any]) -> list[ConfigProblem]:
+    problems = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        key = _dotted(loc, raw)
+        message = error["msg"].removeprefix("Value error, ")
+        hint = ""
+        if error["type"] == "extra_forbidden":
+            message = "unknown setting"
+            hint = _suggest(loc)
+        elif error["type"] == "missing":
+            message = "required setting is missing"
+            hint = _description(loc)
+        problems.append(ConfigProblem(file, key, message, hint))
+    return problems
+
+
+def _dotted(loc: tuple[str | int, ...], raw: dict[str, Any] | None = None) -> str:
+    """Turn ('feeds', 0, 'url') into 'feeds[0].url', naming the entry when it has a name."""
+    parts: list[str] = []
+    node: Any = raw
+    for part in loc:
+        if isinstance(part, int):
+            name = node[part].get("name") if isinstance(node, list) and part < len(node) and isinstance(node[part], dict) else None
+            parts[-1] += f"[{part}]" + (f" ({name})" if name else "")
+        else:
+            parts.append(str(part))
+        node = node[part] if isinstance(node, (dict, list)) and _has(node, part) else None
+    return ".".join(parts)
+
+
+def _has(node: Any, part: str | int) -> bool:
+    return (isinstance(node, dict) and part in node) or (isinstance(node, list) and isinstance(part, int) and part < len(node))
+
+
+def _model_at(loc: tuple[str | int, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] = Settings
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        annotation = field.annotation
+        inner = getattr(annotation, "__args__", (annotation,))[0]
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            model = inner
+        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        else:
+            return None
+    return model
+
+
+def _suggest(loc: tuple[str | int, ...]) -> str:
+    model = _model_at(loc)
+    if model is None:
+        return ""
+    known = list(model.model_fields) + [f"{k}_env" for k in SECRET_KEYS if k in model.model_fields] + [
+        f"{k}_file" for k in SECRET_KEYS if k in model.model_fields
+    ]
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+    return f"did you mean {close[0]!r}?" if close else f"known settings here: {', '.join(model.model_fields)}"
+
+
+def _description(loc: tuple[str | int, ...]) -> str:
+    model = _model_at(loc)
+    field = model.model_fields.get(str(loc[-1])) if model else None
+    return field.description or "" if field else ""

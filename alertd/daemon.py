@@ -1,0 +1,138 @@
+"""Wire the parts together and run them: one-shot cycles and the scheduled daemon."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor as Pool
+from dataclasses import dataclass
+from datetime import timedelta
+
+import httpx
+import structlog
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from alertd.clock import Clock, SystemClock
+from alertd.config import FeedSettings, Settings
+from alertd.delivery.email import SmtpSender
+from alertd.delivery.outbox import DeliveryLoop, PassResult
+from alertd.delivery.webhook import WebhookSender
+from alertd.feeds.fetch import build_http_client
+from alertd.model import RelevanceModel, load_model
+from alertd.pipeline import Pipeline, PollReport
+from alertd.store import Store, open_store
+
+log = structlog.get_logger("alertd.daemon")
+
+
+@dataclass
+class Runtime:
+    """Every long-lived collaborator, built once from settings and closed once."""
+
+    settings: Settings
+    store: Store
+    model: RelevanceModel
+    pipeline: Pipeline
+    delivery: DeliveryLoop
+    clients: tuple[httpx.Client, ...]
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
+        self.store.close()
+
+
+def build_runtime(settings: Settings, clock: Clock | None = None, model: RelevanceModel | None = None) -> Runtime:
+    clock = clock or SystemClock()
+    model = model or load_model(settings.model.path)
+    store = open_store(settings.database_url)
+    http = settings.http
+    feed_client = build_http_client(http.user_agent, http.connect_timeout_seconds, http.read_timeout_seconds)
+    webhook_client = httpx.Client(
+        headers={"User-Agent": http.user_agent},
+        timeout=settings.delivery.webhook_timeout_seconds,
+        follow_redirects=False,
+    )
+    senders = {"webhook": WebhookSender(webhook_client, clock), "email": SmtpSender(settings.smtp)}
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    pipeline = Pipeline(store, feed_client, model, http, settings.subscribers, clock)
+    delivery = DeliveryLoop(store, senders, settings.subscribers, settings.delivery, clock, worker)
+    log.info("runtime_ready", model=model.model_id, feeds=len(settings.feeds), subscribers=len(settings.subscribers))
+    return Runtime(settings, store, model, pipeline, delivery, (feed_client, webhook_client))
+
+
+def poll_safely(pipeline: Pipeline, feed: FeedSettings) -> PollReport:
+    """A bug triggered by one feed is logged against that feed and never ends the cycle."""
+    try:
+        return pipeline.poll(feed)
+    except Exception as exc:  # noqa: BLE001 - the daemon must outlive any single feed
+        log.exception("feed_poll_crashed", feed=feed.name, error=f"{type(exc).__name__}: {exc}")
+        return PollReport(feed.name, None, f"internal error: {type(exc).__name__}")
+
+
+def run_cycle(runtime: Runtime) -> tuple[list[PollReport], PassResult]:
+    """Poll every feed once (in parallel, bounded), then deliver everything due."""
+    feeds = runtime.settings.feeds
+    with Pool(max_workers=runtime.settings.daemon.poll_workers) as pool:
+        reports = list(pool.map(lambda f: poll_safely(runtime.pipeline, f), feeds))
+    return reports, runtime.delivery.drain()
+
+
+class Daemon:
+    def __init__(self, runtime: Runtime):
+        self._runtime = runtime
+        self._stop = threading.Event()
+
+    def request_stop(self, signum=None, _frame=None) -> None:
+        if not self._stop.is_set():
+            log.info("stop_requested", signal=signal.Signals(signum).name if signum else None)
+        self._stop.set()
+
+    def _deliver(self) -> None:
+        try:
+            self._runtime.delivery.drain(stop=self._stop.is_set)
+        except Exception as exc:  # noqa: BLE001 - a database hiccup must not end the loop
+            log.exception("delivery_pass_crashed", error=f"{type(exc).__name__}: {exc}")
+
+    def run(self) -> None:
+        settings = self._runtime.settings
+        scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(settings.daemon.poll_workers), "delivery": ThreadPoolExecutor(1)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
+            timezone="UTC",
+        )
+        now = SystemClock().now()
+        for feed in settings.feeds:
+            scheduler.add_job(
+                poll_safely,
+                IntervalTrigger(seconds=feed.interval_seconds, jitter=feed.jitter_seconds or None),
+                args=(self._runtime.pipeline, feed),
+                id=f"feed:{feed.name}",
+                # spread the first polls so a restart does not hit every outlet at once
+                next_run_time=now + timedelta(seconds=random.uniform(0, min(feed.jitter_seconds, feed.interval_seconds))),
+            )
+        scheduler.add_job(
+            self._deliver,
+            IntervalTrigger(seconds=settings.daemon.delivery_interval_seconds),
+            id="delivery",
+            executor="delivery",
+            next_run_time=now,
+        )
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self.request_stop)
+        scheduler.start()
+        log.info("daemon_started", feeds=len(settings.feeds), subscribers=len(settings.subscribers), model=self._runtime.model.model_id)
+        try:
+            while not self._stop.wait(1.0):
+                pass
+        finally:
+            log.info("daemon_stopping")
+            scheduler.shutdown(wait=True)  # in-flight polls and sends finish; nothing new starts
+            self._runtime.delivery.release()
+            self._runtime.close()
+            log.info("daemon_stopped")

@@ -1,0 +1,1 @@
+"""Delivery: payloads (pure), senders (email, webhook) and the outbox loop that drives them."""

@@ -1,0 +1,121 @@
+"""The delivery loop: claim due outbox rows with a lease, send, then ack or back off.
+
+Nothing is removed from the outbox: delivered rows are marked delivered, rows that
+ran out of attempts are marked dead and stay listed and retryable from the CLI.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Mapping, Protocol, Sequence
+
+import structlog
+
+from alertd.clock import Clock
+from alertd.config import DeliverySettings, SubscriberSettings
+from alertd.domain import Delivery
+from alertd.errors import DeliveryError
+from alertd.store import Store
+
+log = structlog.get_logger("alertd.delivery")
+
+
+class Sender(Protocol):
+    channel: str
+
+    def send(self, delivery: Delivery, subscriber: SubscriberSettings) -> None: ...
+
+
+@dataclass(frozen=True)
+class PassResult:
+    delivered: int = 0
+    retried: int = 0
+    dead: int = 0
+
+    @property
+    def attempted(self) -> int:
+        return self.delivered + self.retried + self.dead
+
+
+def backoff_seconds(attempts_done: int, policy: DeliverySettings, rng: random.Random) -> float:
+    """Delay after the ``attempts_done``-th failure: base·2^(n-1), capped, ±20 % jitter."""
+    delay = min(policy.backoff_max_seconds, policy.backoff_base_seconds * 2 ** (attempts_done - 1))
+    return delay * rng.uniform(0.8, 1.2)
+
+
+class DeliveryLoop:
+    def __init__(
+        self,
+        store: Store,
+        senders: Mapping[str, Sender],
+        subscribers: Sequence[SubscriberSettings],
+        policy: DeliverySettings,
+        clock: Clock,
+        worker: str,
+        rng: random.Random | None = None,
+    ):
+        self._store = store
+        self._senders = senders
+        self._subscribers = {s.name: s for s in subscribers}
+        self._policy = policy
+        self._clock = clock
+        self._worker = worker
+        self._rng = rng or random.Random()
+
+    def run_once(self, stop=lambda: False) -> PassResult:
+        """Claim one batch of due deliveries and attempt each, until ``stop()`` says otherwise."""
+        now = self._clock.now()
+        claimed = self._store.claim_due_deliveries(
+            now, now + timedelta(seconds=self._policy.lease_seconds), self._worker, self._policy.batch_size
+        )
+        delivered = retried = dead = 0
+        for delivery in claimed:
+            if stop():
+                break
+            outcome = self._attempt(delivery)
+            delivered += outcome == "delivered"
+            retried += outcome == "retry"
+            dead += outcome == "dead"
+        return PassResult(delivered, retried, dead)
+
+    def drain(self, stop=lambda: False) -> PassResult:
+        """Run passes until nothing is due now (or ``stop()``); for poll-once and shutdown."""
+        total = PassResult()
+        while not stop():
+            result = self.run_once(stop)
+            total = PassResult(total.delivered + result.delivered, total.retried + result.retried, total.dead + result.dead)
+            if result.attempted == 0:
+                break
+        return total
+
+    def release(self) -> None:
+        self._store.release_leases(self._worker)
+
+    def _attempt(self, delivery: Delivery) -> str:
+        bound = log.bind(alert_id=delivery.alert_id, delivery_id=delivery.id, subscriber=delivery.subscriber, channel=delivery.channel)
+        subscriber = self._subscribers.get(delivery.subscriber)
+        sender = self._senders.get(delivery.channel)
+        if subscriber is None or sender is None or subscriber.channel != delivery.channel:
+            error = f"subscriber {delivery.subscriber!r} with channel {delivery.channel!r} is no longer configured"
+            self._store.mark_failed(delivery.id, error, retry_at=None)
+            bound.error("delivery_dead", error=error, hint="restore the subscriber, then: alertd deliveries retry")
+            return "dead"
+        try:
+            sender.send(delivery, subscriber)
+        except DeliveryError as exc:
+            attempts = delivery.attempts + 1
+            if not exc.retryable or attempts >= self._policy.max_attempts:
+                self._store.mark_failed(delivery.id, str(exc), retry_at=None)
+                bound.error("delivery_dead", attempts=attempts, error=str(exc), hint="fix the receiver, then: alertd deliveries retry")
+                return "dead"
+            delay = backoff_seconds(attempts, self._policy, self._rng)
+            if exc.retry_after is not None:
+                delay = max(delay, min(exc.retry_after, self._policy.backoff_max_seconds))
+            self._store.mark_failed(delivery.id, str(exc), retry_at=self._clock.now() + timedelta(seconds=delay))
+            bound.warning("delivery_retry", attempts=attempts, retry_in_seconds=round(delay, 1), error=str(exc))
+            return "retry"
+        self._store.mark_delivered(delivery.id, self._clock.now())
+        bound.info("delivery_sent", attempts=delivery.attempts + 1)
+        return "delivered"

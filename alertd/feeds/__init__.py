@@ -1,0 +1,1 @@
+"""Feeds: fetch bytes politely (I/O), parse bytes into items (pure)."""

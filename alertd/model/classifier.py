@@ -1,0 +1,73 @@
+"""Score articles for each label and say which terms drove the score."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from alertd.domain import LABELS, Article, Scores
+from alertd.text.normalise import model_input
+
+TOP_TERMS = 8
+
+
+@dataclass
+class RelevanceModel:
+    """A fitted model: two vectorizers (word n-grams for reading, character n-grams for
+    robustness across scripts and inflection) feeding one logistic regression per label."""
+
+    word_vectorizer: Any
+    char_vectorizer: Any
+    classifiers: dict[str, Any]
+    thresholds: dict[str, float]
+    model_id: str = "unsaved"
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self.classifiers)
+
+    def features(self, texts: Sequence[str]) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        words = self.word_vectorizer.transform(texts)
+        chars = self.char_vectorizer.transform(texts)
+        return words, sp.hstack([words, chars], format="csr")
+
+    def probabilities(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        _, combined = self.features(texts)
+        return {label: clf.predict_proba(combined)[:, 1] for label, clf in self.classifiers.items()}
+
+    def score(self, articles: Sequence[Article]) -> list[Scores]:
+        if not articles:
+            return []
+        texts = [model_input(a.title, a.text) for a in articles]
+        words, combined = self.features(texts)
+        vocabulary = self.word_vectorizer.get_feature_names_out()
+        n_words = words.shape[1]
+        probs = {label: clf.predict_proba(combined)[:, 1] for label, clf in self.classifiers.items()}
+        results = []
+        for row in range(len(articles)):
+            terms = {}
+            for label, clf in self.classifiers.items():
+                terms[label] = _top_terms(words.getrow(row), clf.coef_[0][:n_words], vocabulary)
+            results.append(
+                Scores(
+                    probabilities={label: float(probs[label][row]) for label in self.labels},
+                    labels={label: bool(probs[label][row] >= self.thresholds[label]) for label in self.labels},
+                    terms=terms,
+                    model_id=self.model_id,
+                )
+            )
+        return results
+
+
+def _top_terms(row: sp.csr_matrix, coefficients: np.ndarray, vocabulary: np.ndarray) -> list[tuple[str, float]]:
+    """Word n-grams whose presence raised this label's log-odds the most."""
+    contributions = row.data * coefficients[row.indices]
+    order = np.argsort(-contributions)[:TOP_TERMS]
+    return [(str(vocabulary[row.indices[i]]), float(contributions[i])) for i in order if contributions[i] > 0]
+
+
+def empty_scores(model_id: str, labels: Sequence[str] = LABELS) -> Scores:
+    return Scores({l: 0.0 for l in labels}, {l: False for l in labels}, {l: [] for l in labels}, model_id)

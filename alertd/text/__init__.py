@@ -1,0 +1,1 @@
+"""Text: HTML to plain text, normalisation shared by training and scoring, language id."""
