@@ -47,7 +47,7 @@ class DaemonSettings(_Section):
         "PostgreSQL: postgresql+psycopg://user@host/db.",
     )
     delivery_interval_seconds: float = Field(10.0, gt=0, description="How often the delivery loop looks for due outbox rows.")
-    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Lowest log level written.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Lowest log level written: debug, info, warning or error.")
     log_format: Literal["auto", "json", "console"] = Field(
         "auto", description="auto: JSON when stdout is not a terminal (journald), readable console output on a terminal."
     )
@@ -110,7 +110,7 @@ class FeedSettings(_Section):
 
 class SubscriberSettings(_Section):
     name: str = Field(description="Unique subscriber name.")
-    channel: Literal["email", "webhook"] = Field(description="How alerts reach this subscriber.")
+    channel: Literal["email", "webhook"] = Field(description="How alerts reach this subscriber: email or webhook.")
     email_to: tuple[str, ...] = Field((), description="Recipients, for channel = email.")
     webhook_url: str = Field("", description="Endpoint receiving signed POSTs, for channel = webhook.")
     webhook_secret: SecretStr | None = Field(
@@ -157,15 +157,15 @@ class Settings(_Section):
     feeds: tuple[FeedSettings, ...] = Field((), description="Feeds to poll.")
     subscribers: tuple[SubscriberSettings, ...] = Field((), description="Who gets alerts, and how.")
 
-    @model_validator(mode="after")
-    def _unique_names(self) -> "Settings":
-        for kind, entries in (("feed", self.feeds), ("subscriber", self.subscribers)):
-            seen: set[str] = set()
-            for entry in entries:
-                if entry.name in seen:
-                    raise ValueError(f"duplicate {kind} name {entry.name!r}")
-                seen.add(entry.name)
-        return self
+    @field_validator("feeds", "subscribers")
+    @classmethod
+    def _unique_names(cls, entries: tuple, info) -> tuple:
+        kind = "feed" if info.field_name == "feeds" else "subscriber"
+        names = [e.name for e in entries]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate {kind} name {', '.join(repr(d) for d in duplicates)}")
+        return entries
 
     @property
     def database_url(self) -> str:

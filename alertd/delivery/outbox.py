@@ -81,12 +81,13 @@ class DeliveryLoop:
         return PassResult(delivered, retried, dead)
 
     def drain(self, stop=lambda: False) -> PassResult:
-        """Run passes until nothing is due now (or ``stop()``); for poll-once and shutdown."""
+        """Run passes while more may be due (the last pass was full and made progress),
+        or until ``stop()``; a failed row waits for its backoff, not for the next pass."""
         total = PassResult()
         while not stop():
             result = self.run_once(stop)
             total = PassResult(total.delivered + result.delivered, total.retried + result.retried, total.dead + result.dead)
-            if result.attempted == 0:
+            if result.attempted < self._policy.batch_size or result.delivered == 0:
                 break
         return total
 

@@ -69,7 +69,7 @@ def read_limited(response: httpx.Response, limits: FetchLimits, started: float) 
         raise BodyTooLarge(f"declared {declared} bytes")
     chunks: list[bytes] = []
     size = 0
-    for chunk in response.iter_bytes(chunk_size=65536):
+    for chunk in response.iter_bytes():  # no chunk_size: it would buffer and hide a slow drip
         size += len(chunk)
         if size > limits.max_body_bytes:
             raise BodyTooLarge(f"more than {limits.max_body_bytes} bytes")

@@ -66,7 +66,8 @@ def label_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, f
 
 
 def train(examples: Sequence[Example], out_dir: Path, sources: list[str], progress: Progress = lambda _: None) -> Manifest:
-    examples, dropped = deduplicate(examples)
+    # sorted first, so the artifact depends on what the data is, not on file order
+    examples, dropped = deduplicate(sorted(examples, key=lambda e: e.id))
     train_set = [e for e in examples if not e.in_validation]
     validation = [e for e in examples if e.in_validation]
     progress(f"{len(examples)} examples after removing {dropped} duplicates: {len(train_set)} train, {len(validation)} validation")

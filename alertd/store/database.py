@@ -220,7 +220,8 @@ class Store:
             conn.execute(update(schema.feeds).where(schema.feeds.c.name == outcome.feed).values(**values))
         else:
             values.setdefault("consecutive_failures", 1 if failed else 0)
-            conn.execute(insert(schema.feeds).values(name=outcome.feed, items_total=0, last_new_items=0, **values))
+            values.setdefault("last_new_items", 0)
+            conn.execute(insert(schema.feeds).values(name=outcome.feed, items_total=0, **values))
 
     # outbox ----------------------------------------------------------------
 

@@ -1,0 +1,82 @@
+"""The real daemon as a subprocess: it polls on schedule, delivers, and stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from conftest import ROOT
+from servers import Reply
+from test_end_to_end import FEED
+
+SECRET = "whsec_" + base64.b64encode(b"daemon-test-secret-0123456789abc").decode()
+
+
+def wait_for(condition, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+class TestDaemon:
+    def test_polls_delivers_and_stops_on_sigterm(self, tmp_path, http_server, webhook_receiver):
+        """alertd run delivers a matching item, keeps polling, and exits 0 on SIGTERM with a stop log."""
+        http_server.routes["/world.xml"] = Reply(200, FEED, {"content-type": "application/rss+xml"})
+        webhook_receiver.routes["/hook"] = Reply(200)
+        config = tmp_path / "alertd.toml"
+        config.write_text(f"""
+[daemon]
+state_dir = "{tmp_path / 'state'}"
+delivery_interval_seconds = 0.2
+log_format = "json"
+
+[[feeds]]
+name = "world"
+url = "{http_server.url('/world.xml')}"
+interval_seconds = 1
+jitter_seconds = 0
+
+[[subscribers]]
+name = "casework"
+channel = "webhook"
+webhook_url = "{webhook_receiver.url('/hook')}"
+webhook_secret = "{SECRET}"
+""")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "alertd", "run", "--config", str(config)],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ),
+        )
+        try:
+            assert wait_for(lambda: len(webhook_receiver.requests) == 1), "alert not delivered"
+            assert wait_for(lambda: sum(r.path == "/world.xml" for r in http_server.requests) >= 3), "feed not re-polled"
+            process.send_signal(signal.SIGTERM)
+            output, _ = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        assert process.returncode == 0, output
+        assert '"event": "stop_requested"' in output and '"event": "daemon_stopped"' in output
+        assert len(webhook_receiver.requests) == 1, "re-polls must not alert again"
+        assert "Traceback" not in output
+
+    def test_refuses_to_start_with_tampered_model(self, tmp_path):
+        """A model that fails verification stops start-up with exit 3 and one clear line."""
+        model_dir = tmp_path / "model"
+        model_dir.mkdir()
+        (model_dir / "manifest.json").write_text((ROOT / "models" / "manifest.json").read_text())
+        manifest_file = __import__("json").loads((ROOT / "models" / "manifest.json").read_text())["file"]
+        (model_dir / manifest_file).write_bytes(b"not the model")
+        config = tmp_path / "alertd.toml"
+        config.write_text(f'[daemon]\nstate_dir = "{tmp_path}"\n[model]\npath = "{model_dir}"\n')
+        result = subprocess.run(
+            [sys.executable, "-m", "alertd", "run", "--config", str(config)], cwd=ROOT, capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 3
+        assert "does not match its manifest" in result.stderr and "Traceback" not in result.stderr + result.stdout

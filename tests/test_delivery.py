@@ -1,0 +1,200 @@
+"""Senders and the outbox loop against a real webhook receiver and a real SMTP server."""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+from datetime import datetime, timezone
+
+import httpx
+import pytest
+from standardwebhooks import Webhook
+
+from alertd.clock import FrozenClock, SystemClock
+from alertd.config import DeliverySettings, SmtpSettings, SubscriberSettings
+from alertd.delivery.email import SmtpSender, render_email
+from alertd.delivery.outbox import DeliveryLoop, backoff_seconds
+from alertd.delivery.payload import alert_payload
+from alertd.delivery.webhook import WebhookSender
+from alertd.domain import Alert
+from alertd.store.database import DEAD, DELIVERED, PENDING
+from factories import outcome_with, scored_item
+from servers import Reply
+
+SECRET = "whsec_" + base64.b64encode(b"a-test-secret-of-32-bytes-length").decode()
+
+
+def webhook_subscriber(url: str, name: str = "sub-a") -> SubscriberSettings:
+    return SubscriberSettings(name=name, channel="webhook", webhook_url=url, webhook_secret=SECRET)
+
+
+def email_subscriber(name: str = "sub-a") -> SubscriberSettings:
+    return SubscriberSettings(name=name, channel="email", email_to=("analyst@example.org",))
+
+
+def real_payload(alert_id, message_id, scored, alert, now):
+    return alert_payload(alert_id, message_id, scored, alert, ("world",), now)
+
+
+def now_clock() -> FrozenClock:
+    return FrozenClock(datetime.now(timezone.utc))
+
+
+def loop(store, senders, subscribers, clock, **policy) -> DeliveryLoop:
+    settings = DeliverySettings(**{"backoff_base_seconds": 1.0, "max_attempts": 4, **policy})
+    return DeliveryLoop(store, senders, subscribers, settings, clock, "test-worker", random.Random(7))
+
+
+class TestWebhookSender:
+    def test_signature_verifies_with_reference_library(self, store, webhook_receiver):
+        """The request carries Standard Webhooks headers that the reference package accepts."""
+        webhook_receiver.routes["/hook"] = Reply(204)
+        store.record_poll(outcome_with([scored_item(title="DPRK shells to Russia")]), SystemClock().now(), real_payload)
+        with httpx.Client() as client:
+            sender = WebhookSender(client, SystemClock())
+            result = loop(store, {"webhook": sender}, [webhook_subscriber(webhook_receiver.url("/hook"))], SystemClock()).run_once()
+        assert result.delivered == 1
+        [request] = webhook_receiver.requests
+        payload = Webhook(SECRET).verify(request.body, request.headers)
+        assert payload["type"] == "alert.created" and payload["version"] == 1
+        assert payload["data"]["article"]["title"] == "DPRK shells to Russia"
+        assert request.headers["webhook-id"] == payload["data"]["webhook_id"]
+
+    def test_tampered_body_fails_verification(self, store, webhook_receiver):
+        """The signature covers the body: a changed byte is rejected by the reference verifier."""
+        webhook_receiver.routes["/hook"] = Reply(200)
+        store.record_poll(outcome_with([scored_item()]), SystemClock().now(), real_payload)
+        with httpx.Client() as client:
+            loop(store, {"webhook": WebhookSender(client, SystemClock())}, [webhook_subscriber(webhook_receiver.url("/hook"))], SystemClock()).run_once()
+        request = webhook_receiver.requests[0]
+        with pytest.raises(Exception):
+            Webhook(SECRET).verify(request.body.replace(b"Title", b"Tit1e"), request.headers)
+
+    def test_receiver_down_then_recovers_with_same_webhook_id(self, store, webhook_receiver):
+        """Failures back off; once the receiver recovers the alert arrives, under the same webhook-id."""
+        answers = iter([Reply(500), Reply(503), Reply(200)])
+        webhook_receiver.routes["/hook"] = lambda request: next(answers)
+        clock = now_clock()
+        store.record_poll(outcome_with([scored_item()]), clock.now(), real_payload)
+        with httpx.Client() as client:
+            outbox = loop(store, {"webhook": WebhookSender(client, clock)}, [webhook_subscriber(webhook_receiver.url("/hook"))], clock)
+            assert outbox.run_once().retried == 1
+            assert outbox.run_once().attempted == 0, "not due again before its backoff"
+            clock.advance(2)
+            assert outbox.run_once().retried == 1
+            clock.advance(5)
+            assert outbox.run_once().delivered == 1
+        ids = {r.headers["webhook-id"] for r in webhook_receiver.requests}
+        assert len(webhook_receiver.requests) == 3 and len(ids) == 1
+        Webhook(SECRET).verify(webhook_receiver.requests[-1].body, webhook_receiver.requests[-1].headers)
+        assert store.deliveries([DELIVERED])[0].attempts == 3
+
+    def test_retry_after_is_honoured(self, store, webhook_receiver):
+        """A 429 with Retry-After delays the next attempt at least that long."""
+        webhook_receiver.routes["/hook"] = Reply(429, headers={"retry-after": "120"})
+        clock = now_clock()
+        store.record_poll(outcome_with([scored_item()]), clock.now(), real_payload)
+        with httpx.Client() as client:
+            outbox = loop(store, {"webhook": WebhookSender(client, clock)}, [webhook_subscriber(webhook_receiver.url("/hook"))], clock)
+            outbox.run_once()
+            clock.advance(100)
+            assert outbox.run_once().attempted == 0
+            clock.advance(30)
+            assert outbox.run_once().attempted == 1
+
+    def test_gives_up_after_max_attempts_and_keeps_dead_letter(self, store, webhook_receiver):
+        """After the last attempt the delivery is dead, with its error, and can be re-queued."""
+        webhook_receiver.routes["/hook"] = Reply(500)
+        clock = now_clock()
+        store.record_poll(outcome_with([scored_item()]), clock.now(), real_payload)
+        with httpx.Client() as client:
+            outbox = loop(store, {"webhook": WebhookSender(client, clock)}, [webhook_subscriber(webhook_receiver.url("/hook"))], clock, max_attempts=3)
+            for _ in range(3):
+                outbox.run_once()
+                clock.advance(60)
+        [dead] = store.deliveries([DEAD])
+        assert dead.attempts == 3 and "500" in dead.last_error
+        assert store.requeue_dead(clock.now()) == 1 and len(store.deliveries([PENDING])) == 1
+
+    def test_gone_endpoint_is_dead_at_once(self, store, webhook_receiver):
+        """410 Gone is permanent: no retries."""
+        webhook_receiver.routes["/hook"] = Reply(410)
+        clock = now_clock()
+        store.record_poll(outcome_with([scored_item()]), clock.now(), real_payload)
+        with httpx.Client() as client:
+            result = loop(store, {"webhook": WebhookSender(client, clock)}, [webhook_subscriber(webhook_receiver.url("/hook"))], clock).run_once()
+        assert result.dead == 1 and "410" in store.deliveries([DEAD])[0].last_error
+
+    def test_unconfigured_subscriber_is_dead_lettered_not_lost(self, store):
+        """A delivery whose subscriber was removed from config is kept as dead, with the reason."""
+        clock = now_clock()
+        store.record_poll(outcome_with([scored_item()], subscribers=("removed",)), clock.now(), real_payload)
+        result = loop(store, {}, [], clock).run_once()
+        assert result.dead == 1 and "no longer configured" in store.deliveries([DEAD])[0].last_error
+
+
+class TestEmail:
+    def test_delivers_multipart_message_to_real_smtp_server(self, store, smtp_server):
+        """aiosmtpd receives a plain-text + HTML message naming the article, scores and terms."""
+        clock = now_clock()
+        store.record_poll(outcome_with([scored_item(title="Iran drones for Russia")], channel="email"), clock.now(), real_payload)
+        sender = SmtpSender(SmtpSettings(host="127.0.0.1", port=smtp_server.port))
+        assert loop(store, {"email": sender}, [email_subscriber()], clock).run_once().delivered == 1
+        [message] = smtp_server.messages
+        assert "Iran drones for Russia" in message["Subject"]
+        assert message["To"] == "analyst@example.org"
+        plain = message.get_body(("plain",)).get_content()
+        html = message.get_body(("html",)).get_content()
+        assert "Iran drones for Russia" in plain and "term" in plain
+        assert "<table" in html and "Iran drones for Russia" in html
+
+    def test_smtp_down_is_retried_then_delivered(self, store, smtp_server):
+        """With the SMTP server refusing (451), the email is retried and delivered later."""
+        clock = now_clock()
+        store.record_poll(outcome_with([scored_item()], channel="email"), clock.now(), real_payload)
+        outbox = loop(store, {"email": SmtpSender(SmtpSettings(host="127.0.0.1", port=smtp_server.port))}, [email_subscriber()], clock)
+        smtp_server.sink.refuse_with = "451 Try again later"
+        assert outbox.run_once().retried == 1
+        smtp_server.sink.refuse_with = None
+        clock.advance(5)
+        assert outbox.run_once().delivered == 1 and len(smtp_server.messages) == 1
+
+    def test_nothing_listening_is_retryable(self, store):
+        """A closed SMTP port is a retryable failure, logged with the reason."""
+        clock = now_clock()
+        store.record_poll(outcome_with([scored_item()], channel="email"), clock.now(), real_payload)
+        sender = SmtpSender(SmtpSettings(host="127.0.0.1", port=1, timeout_seconds=2))
+        assert loop(store, {"email": sender}, [email_subscriber()], clock).run_once().retried == 1
+        assert "SMTP delivery failed" in store.deliveries([PENDING])[0].last_error
+
+
+class TestRenderEmail:
+    def test_hostile_feed_text_is_escaped_in_html(self):
+        """Markup from a feed title or summary appears as text, never as HTML."""
+        scored = scored_item(title='<script>alert("x")</script><img src=x onerror=1>')
+        payload = alert_payload(1, "msg_1", scored, Alert("a", ("sanctions",)), (), datetime(2026, 1, 1, tzinfo=timezone.utc))
+        payload["data"]["article"]["url"] = "javascript:alert(1)"
+        message = render_email(payload, "alertd@localhost", ("a@example.org",))
+        html = message.get_body(("html",)).get_content()
+        assert "<script>" not in html and "<img" not in html and "&lt;script&gt;" in html
+        assert "javascript:" not in html
+
+    def test_newlines_in_title_cannot_inject_headers(self):
+        """A title with CR/LF stays on the Subject line."""
+        scored = scored_item(title="Harmless\r\nBcc: victim@example.org")
+        payload = alert_payload(1, "msg_1", scored, Alert("a", ("sanctions",)), (), datetime(2026, 1, 1, tzinfo=timezone.utc))
+        message = render_email(payload, "alertd@localhost", ("a@example.org",))
+        assert message["Bcc"] is None and "Harmless Bcc" in message["Subject"]
+
+
+class TestBackoff:
+    def test_grows_exponentially_with_bounded_jitter_and_cap(self):
+        """Each failure roughly doubles the delay, within ±20 %, up to the cap."""
+        policy = DeliverySettings(backoff_base_seconds=30, backoff_max_seconds=600)
+        rng = random.Random(1)
+        delays = [backoff_seconds(n, policy, rng) for n in range(1, 8)]
+        for n, delay in enumerate(delays, 1):
+            nominal = min(600, 30 * 2 ** (n - 1))
+            assert 0.8 * nominal <= delay <= 1.2 * nominal
+        assert delays[-1] <= 720

@@ -1,0 +1,87 @@
+"""Fetching over real HTTP on 127.0.0.1, including servers that misbehave on purpose."""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+
+from alertd.feeds.fetch import FetchLimits, Validators, build_http_client, fetch
+from servers import Reply, free_port
+
+LIMITS = FetchLimits(max_body_bytes=100_000, total_timeout_seconds=3.0)
+FEED = b"<?xml version='1.0'?><rss version='2.0'><channel><title>t</title></channel></rss>"
+
+
+@pytest.fixture
+def client():
+    with build_http_client("alertd-test/1.0 (+tests)", connect_timeout=2, read_timeout=1) as c:
+        yield c
+
+
+class TestConditionalGet:
+    def test_sends_validators_and_stops_on_304(self, http_server, client):
+        """ETag and Last-Modified are sent back; a 304 yields no body and keeps the validators."""
+
+        def route(request):
+            if request.headers.get("if-none-match") == '"v1"':
+                return Reply(304)
+            return Reply(200, FEED, {"etag": '"v1"', "last-modified": "Wed, 01 Jan 2026 00:00:00 GMT", "content-type": "application/rss+xml"})
+
+        http_server.routes["/feed"] = route
+        first = fetch(client, http_server.url("/feed"), Validators(), LIMITS)
+        assert first.ok and first.body == FEED and first.validators.etag == '"v1"'
+        second = fetch(client, http_server.url("/feed"), first.validators, LIMITS)
+        assert second.not_modified and second.body is None and second.validators == first.validators
+        assert http_server.requests[1].headers["if-modified-since"] == "Wed, 01 Jan 2026 00:00:00 GMT"
+
+    def test_user_agent_is_descriptive(self, http_server, client):
+        """Feed owners see who polls them."""
+        http_server.routes["/feed"] = Reply(200, FEED)
+        fetch(client, http_server.url("/feed"), Validators(), LIMITS)
+        assert http_server.requests[0].headers["user-agent"].startswith("alertd-test/1.0")
+
+
+class TestFailuresAreReportedNotRaised:
+    def test_404(self, http_server, client):
+        """An HTTP error status becomes an error naming the status."""
+        result = fetch(client, http_server.url("/missing"), Validators(), LIMITS)
+        assert result.status == 404 and "HTTP 404" in result.error
+
+    def test_declared_oversized_body(self, http_server, client):
+        """A body larger than the limit is abandoned with an actionable message."""
+        http_server.routes["/big"] = Reply(200, b"x" * 200_000)
+        result = fetch(client, http_server.url("/big"), Validators(), LIMITS)
+        assert not result.ok and "too large" in result.error and "max_body_bytes" in result.error
+
+    def test_gzip_bomb_stops_at_decoded_limit(self, http_server, client):
+        """A small compressed body that inflates past the limit is cut off, not inflated whole."""
+        bomb = gzip.compress(b"\0" * 50_000_000)
+        assert len(bomb) < 100_000
+        http_server.routes["/bomb"] = Reply(200, bomb, {"content-encoding": "gzip"})
+        result = fetch(client, http_server.url("/bomb"), Validators(), LIMITS)
+        assert not result.ok and "too large" in result.error
+
+    def test_server_that_never_answers_times_out(self, http_server, client):
+        """A server that accepts but stays silent is abandoned after the read timeout."""
+        http_server.routes["/hang"] = Reply(200, FEED, delay_seconds=3)
+        result = fetch(client, http_server.url("/hang"), Validators(), LIMITS)
+        assert not result.ok and "timeout" in result.error
+
+    def test_slow_drip_hits_total_deadline(self, http_server, client):
+        """A server sending a byte every 0.2 s never trips the read timeout but hits the total deadline."""
+        http_server.routes["/drip"] = Reply(200, b"<rss>" + b" " * 100, drip_seconds=0.2)
+        result = fetch(client, http_server.url("/drip"), Validators(), FetchLimits(100_000, 1.0))
+        assert not result.ok and "too slow" in result.error
+
+    def test_redirect_loop(self, http_server, client):
+        """A redirect loop is named as such."""
+        http_server.routes["/a"] = Reply(302, headers={"location": "/b"})
+        http_server.routes["/b"] = Reply(302, headers={"location": "/a"})
+        result = fetch(client, http_server.url("/a"), Validators(), LIMITS)
+        assert "redirect" in result.error
+
+    def test_connection_refused(self, client):
+        """Nothing listening is a connect error, not an exception."""
+        result = fetch(client, f"http://127.0.0.1:{free_port()}/feed", Validators(), LIMITS)
+        assert "cannot connect" in result.error

@@ -1,0 +1,168 @@
+"""The classifier: verified loading, scoring contract, explanations, reproducible training."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from alertd.domain import Article
+from alertd.errors import ModelError
+from alertd.model import load_model
+from alertd.model.artifact import library_versions, read_manifest
+from alertd.model.corpus import read_examples
+from alertd.model.training import train
+from alertd.text.normalise import model_input
+from conftest import ROOT, shared_path
+
+MODELS = ROOT / "models"
+CORPUS = MODELS / "training" / "corpus"
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "alertd", *args], capture_output=True, text=True, cwd=ROOT, timeout=120)
+
+
+@pytest.fixture
+def model_copy(tmp_path) -> Path:
+    target = tmp_path / "model"
+    target.mkdir()
+    manifest = read_manifest(MODELS)
+    shutil.copy(MODELS / "manifest.json", target)
+    shutil.copy(MODELS / manifest.file, target)
+    return target
+
+
+class TestShippedModel:
+    def test_seed_example_is_relevant_for_both_labels(self, shipped_model):
+        """The canonical Indonesian article about DPRK arms for Russia scores positive on both labels."""
+        text = shared_path("examples", "bisnis-id-dprk-russia-arms.txt").read_text(encoding="utf-8")
+        title, _, body = text.strip().partition("\n\n")
+        [scores] = shipped_model.score([Article(title, body, "id")])
+        assert scores.labels == {"sanctions": True, "arms_transfer": True}, scores.probabilities
+
+    def test_authored_hard_negatives_stay_negative(self, shipped_model):
+        """Everyday 'sanksi', sports sanctions and a missile test without a transfer are not alerts."""
+        negatives = [
+            Article("Polisi tilang ratusan pengendara, sanksi denda menanti", "Operasi Zebra di Jakarta menjaring ratusan pengendara tanpa helm. Pelanggar dikenai sanksi tilang dan denda sesuai undang-undang lalu lintas.", "id"),
+            Article("Football club hit with sanctions after fans' pitch invasion", "The league's disciplinary committee fined the club and ordered two matches behind closed doors as sanctions for crowd trouble.", "en"),
+        ]
+        for scores in shipped_model.score(negatives):
+            assert not scores.relevant, scores.probabilities
+
+    def test_explanations_are_words_from_the_article(self, shipped_model):
+        """Top terms are readable n-grams present in the text, with positive weights, best first."""
+        article = Article(
+            "North Korea ships artillery shells to Russia in breach of UN sanctions",
+            "Containers of munitions were loaded at Rajin port for delivery to the Russian army, violating Security Council resolutions.",
+            "en",
+        )
+        [scores] = shipped_model.score([article])
+        text = model_input(article.title, article.text)
+        for label, terms in scores.terms.items():
+            assert terms, label
+            weights = [w for _, w in terms]
+            assert all(w > 0 for w in weights) and weights == sorted(weights, reverse=True)
+            for term, _ in terms:
+                assert all(part in text for part in term.split()), term
+
+    def test_manifest_records_provenance(self):
+        """The manifest names file, checksum, labels, thresholds, data hash, versions and metrics."""
+        manifest = read_manifest(MODELS)
+        assert len(manifest.sha256) == 64 and len(manifest.training_data_sha256) == 64
+        assert manifest.labels == ["sanctions", "arms_transfer"]
+        assert set(manifest.thresholds) == set(manifest.labels)
+        assert set(manifest.library_versions) >= {"scikit-learn", "numpy", "scipy", "joblib"}
+        assert set(manifest.metrics["validation"]) == set(manifest.labels)
+
+
+class TestVerifiedLoading:
+    def test_tampered_file_is_refused(self, model_copy):
+        """A changed byte fails the checksum and the file is never unpickled."""
+        path = model_copy / read_manifest(model_copy).file
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+        with pytest.raises(ModelError, match="does not match its manifest"):
+            load_model(model_copy)
+
+    def test_other_scikit_learn_version_is_refused(self, model_copy):
+        """A manifest from another scikit-learn version is refused with the fix in the message."""
+        manifest = json.loads((model_copy / "manifest.json").read_text())
+        manifest["library_versions"]["scikit-learn"] = "0.1.0"
+        (model_copy / "manifest.json").write_text(json.dumps(manifest))
+        with pytest.raises(ModelError, match="scikit-learn 0.1.0"):
+            load_model(model_copy)
+
+    def test_corrupt_manifest_and_missing_file(self, model_copy, tmp_path):
+        """Unreadable manifests and missing model files are clear errors."""
+        (model_copy / "manifest.json").write_text("{not json")
+        with pytest.raises(ModelError, match="cannot read model manifest"):
+            load_model(model_copy)
+        with pytest.raises(ModelError, match="no model manifest"):
+            load_model(tmp_path / "empty")
+
+    def test_cli_reports_tampering_without_traceback(self, model_copy):
+        """The CLI prints one clear line and exits 3, never a traceback."""
+        path = model_copy / read_manifest(model_copy).file
+        path.write_bytes(path.read_bytes()[:-100])
+        result = run_cli("score", "--model", str(model_copy), "--title", "x")
+        assert result.returncode == 3
+        assert "does not match its manifest" in result.stderr and "Traceback" not in result.stderr
+
+
+class TestScoreCommand:
+    def test_batch_contract(self, tmp_path):
+        """Each input line yields one output line with the documented keys and types."""
+        source = tmp_path / "in.jsonl"
+        lines = [
+            {"id": "a", "title": "Iran sends drones to Russia", "text": "Shahed drones were shipped across the Caspian Sea.", "lang": "en"},
+            {"id": 7, "title": "Harga cabai naik", "text": "Harga cabai di pasar naik menjelang Lebaran."},
+        ]
+        source.write_text("\n".join(json.dumps(l) for l in lines) + "\n\nnot json\n")
+        out = tmp_path / "out.jsonl"
+        result = run_cli("score", "--input", str(source), "--output", str(out))
+        assert result.returncode == 1 and ":4: skipped" in result.stderr  # the bad line is reported, not fatal
+        records = [json.loads(l) for l in out.read_text().splitlines()]
+        assert [r["id"] for r in records] == ["a", 7]
+        for record in records:
+            assert set(record) == {"id", "scores", "labels", "relevant", "terms", "model"}
+            assert set(record["scores"]) == set(record["labels"]) == set(record["terms"]) == {"sanctions", "arms_transfer"}
+            assert all(0 <= p <= 1 for p in record["scores"].values())
+            assert record["relevant"] == any(record["labels"].values())
+            assert all(isinstance(t, str) and isinstance(w, float) for pairs in record["terms"].values() for t, w in pairs)
+        assert records[0]["model"] == read_manifest(MODELS).model_id
+
+    def test_single_article(self):
+        """--title/--text prints one JSON object."""
+        result = run_cli("score", "--title", "UN renews arms embargo on South Sudan", "--text", "The Security Council extended the embargo.")
+        assert result.returncode == 0
+        assert set(json.loads(result.stdout)) == {"id", "scores", "labels", "relevant", "terms", "model"}
+
+
+class TestTraining:
+    def test_same_data_same_artifact(self, tmp_path):
+        """Training twice on the same data writes byte-identical models and manifests."""
+        examples = list(read_examples(sorted(CORPUS.glob("*/batch-01.jsonl"))))
+        first = train(examples, tmp_path / "a", ["batch-01"])
+        second = train(list(reversed(examples)), tmp_path / "b", ["batch-01"])
+        assert first.sha256 == second.sha256 and first.training_data_sha256 == second.training_data_sha256
+        assert (tmp_path / "a" / "manifest.json").read_bytes() == (tmp_path / "b" / "manifest.json").read_bytes()
+        assert load_model(tmp_path / "a").model_id == first.model_id
+
+    def test_shipped_model_is_reproducible(self, tmp_path):
+        """'alertd train' on the repository's corpus rebuilds exactly the shipped artifact."""
+        shipped = read_manifest(MODELS)
+        if shipped.library_versions != library_versions():
+            pytest.skip(f"installed libraries {library_versions()} differ from the build's {shipped.library_versions}")
+        result = subprocess.run(
+            [sys.executable, "-m", "alertd", "train", "--out", str(tmp_path)], capture_output=True, text=True, cwd=ROOT, timeout=600
+        )
+        assert result.returncode == 0, result.stderr
+        rebuilt = read_manifest(tmp_path)
+        assert rebuilt.training_data_sha256 == shipped.training_data_sha256
+        assert rebuilt.sha256 == shipped.sha256

@@ -1,0 +1,125 @@
+"""The store against real databases: SQLite always, PostgreSQL when reachable."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from alertd.errors import StoreError
+from alertd.store import open_store
+from alertd.store.database import DEAD, DELIVERED, PENDING, PollOutcome
+from factories import outcome_with, scored_item, simple_payload
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+
+
+class TestRecordPoll:
+    def test_items_alerts_and_outbox_rows_written_together(self, store):
+        """One poll writes the feed state, the item, one alert per subscriber and one delivery each."""
+        ids = store.record_poll(outcome_with([scored_item()], subscribers=("a", "b")), NOW, simple_payload)
+        assert len(ids) == 2
+        state = store.feed_state("feed-a")
+        assert state.etag == '"etag-1"' and state.items_total == 1 and state.last_status == 200
+        pending = store.deliveries([PENDING])
+        assert {d.subscriber for d in pending} == {"a", "b"}
+        assert all(d.payload["webhook_id"] == d.message_id for d in pending)
+
+    def test_same_item_twice_alerts_once(self, store):
+        """An item already stored is skipped, so a re-poll or a restart never alerts twice."""
+        store.record_poll(outcome_with([scored_item()]), NOW, simple_payload)
+        again = store.record_poll(outcome_with([scored_item()]), NOW + timedelta(minutes=5), simple_payload)
+        assert again == []
+        assert len(store.deliveries([PENDING, DELIVERED, DEAD])) == 1
+        assert store.known_item_keys("feed-a", ["guid:1", "guid:2"]) == {"guid:1"}
+
+    def test_failure_counts_up_and_keeps_validators(self, store):
+        """A failed poll increments the failure count and keeps the last ETag for the next try."""
+        store.record_poll(outcome_with([]), NOW, simple_payload)
+        for _ in range(2):
+            store.record_poll(PollOutcome("feed-a", "https://news.example/feed-a.xml", 500, "HTTP 500"), NOW, simple_payload)
+        state = store.feed_state("feed-a")
+        assert state.consecutive_failures == 2 and state.etag == '"etag-1"' and state.last_error == "HTTP 500"
+        store.record_poll(outcome_with([]), NOW, simple_payload)
+        assert store.feed_state("feed-a").consecutive_failures == 0
+
+    def test_payload_builder_failure_rolls_back_everything(self, store):
+        """If building a payload fails, neither the item nor its alert is stored: the next poll retries it."""
+
+        def broken(*_):
+            raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError):
+            store.record_poll(outcome_with([scored_item()]), NOW, broken)
+        assert store.known_item_keys("feed-a", ["guid:1"]) == set()
+        assert store.deliveries([PENDING]) == []
+
+
+class TestOutboxLeases:
+    def test_claim_leases_rows_to_one_worker(self, store):
+        """Claimed rows are not handed to a second worker while the lease holds."""
+        store.record_poll(outcome_with([scored_item("guid:1"), scored_item("guid:2")]), NOW, simple_payload)
+        first = store.claim_due_deliveries(NOW, NOW + timedelta(minutes=2), "w1", 10)
+        second = store.claim_due_deliveries(NOW, NOW + timedelta(minutes=2), "w2", 10)
+        assert len(first) == 2 and second == []
+
+    def test_expired_lease_is_reclaimed(self, store):
+        """A crashed worker's claims are retried after the lease expires."""
+        store.record_poll(outcome_with([scored_item()]), NOW, simple_payload)
+        store.claim_due_deliveries(NOW, NOW + timedelta(minutes=2), "crashed", 10)
+        later = NOW + timedelta(minutes=3)
+        reclaimed = store.claim_due_deliveries(later, later + timedelta(minutes=2), "w2", 10)
+        assert [d.subscriber for d in reclaimed] == ["sub-a"]
+
+    def test_release_returns_unattempted_claims(self, store):
+        """Leases released on shutdown are claimable at once."""
+        store.record_poll(outcome_with([scored_item()]), NOW, simple_payload)
+        store.claim_due_deliveries(NOW, NOW + timedelta(minutes=2), "w1", 10)
+        assert store.release_leases("w1") == 1
+        assert len(store.claim_due_deliveries(NOW, NOW + timedelta(minutes=2), "w2", 10)) == 1
+
+    def test_not_due_rows_wait(self, store):
+        """A row scheduled for later is not claimed now."""
+        store.record_poll(outcome_with([scored_item()]), NOW, simple_payload)
+        [delivery] = store.claim_due_deliveries(NOW, NOW + timedelta(minutes=2), "w1", 10)
+        store.mark_failed(delivery.id, "HTTP 500", retry_at=NOW + timedelta(minutes=10))
+        assert store.claim_due_deliveries(NOW + timedelta(minutes=5), NOW + timedelta(minutes=7), "w1", 10) == []
+        assert len(store.claim_due_deliveries(NOW + timedelta(minutes=11), NOW + timedelta(minutes=13), "w1", 10)) == 1
+
+    def test_dead_letters_are_kept_and_requeued(self, store):
+        """A dead delivery stays listed with its error and can be re-queued."""
+        store.record_poll(outcome_with([scored_item()], subscribers=("a", "b")), NOW, simple_payload)
+        for delivery in store.claim_due_deliveries(NOW, NOW + timedelta(minutes=2), "w1", 10):
+            store.mark_failed(delivery.id, "receiver gone", retry_at=None)
+        dead = store.deliveries([DEAD])
+        assert len(dead) == 2 and dead[0].last_error == "receiver gone"
+        assert store.requeue_dead(NOW, subscriber="a") == 1
+        assert [d.subscriber for d in store.deliveries([PENDING])] == ["a"]
+        assert store.requeue_dead(NOW) == 1
+
+
+class TestMigrations:
+    def test_reopening_keeps_data(self, database_url):
+        """Opening an existing database runs no destructive step."""
+        store = open_store(database_url)
+        store.record_poll(outcome_with([scored_item()]), NOW, simple_payload)
+        store.close()
+        store = open_store(database_url)
+        assert store.known_item_keys("feed-a", ["guid:1"]) == {"guid:1"}
+        store.close()
+
+    def test_newer_schema_is_refused(self, database_url):
+        """A database written by a newer alertd is refused with an upgrade hint, not corrupted."""
+        store = open_store(database_url)
+        with store.engine.begin() as conn:
+            conn.execute(sa.text("UPDATE schema_version SET version = 999"))
+        store.close()
+        with pytest.raises(StoreError, match="newer"):
+            open_store(database_url)
+
+    def test_unreachable_database_is_a_clear_error(self):
+        """A bad URL gives a StoreError naming the database, without its password."""
+        with pytest.raises(StoreError) as info:
+            open_store("postgresql+psycopg://alertd:hunter2@127.0.0.1:1/nothing?connect_timeout=2")
+        assert "hunter2" not in str(info.value) and "127.0.0.1:1" in str(info.value)
