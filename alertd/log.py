@@ -10,8 +10,21 @@ import structlog
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
+class _CurrentStdout:
+    """Writes to whatever sys.stdout is at the time, so a replaced stdout is never held closed."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+    def isatty(self) -> bool:
+        return sys.stdout.isatty()
+
+
 def configure_logging(level: str = "info", fmt: str = "auto", stream=None) -> None:
-    stream = stream or sys.stdout
+    stream = stream or _CurrentStdout()
     use_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
     renderer = structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(colors=stream.isatty())
     structlog.configure(

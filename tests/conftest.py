@@ -98,3 +98,13 @@ def shared_path(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"shared data not present: {'/'.join(parts)}")
     return path
+
+
+def assert_valid_payload(payload: dict) -> None:
+    """Every webhook body the tests see must match the published JSON Schema."""
+    import json
+
+    import jsonschema
+
+    schema = json.loads((ROOT / "docs" / "webhook-payload.v1.schema.json").read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator(schema).validate(payload)

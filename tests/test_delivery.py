@@ -19,6 +19,7 @@ from alertd.delivery.payload import alert_payload
 from alertd.delivery.webhook import WebhookSender
 from alertd.domain import Alert
 from alertd.store.database import DEAD, DELIVERED, PENDING
+from conftest import assert_valid_payload
 from factories import outcome_with, scored_item
 from servers import Reply
 
@@ -57,6 +58,7 @@ class TestWebhookSender:
         assert result.delivered == 1
         [request] = webhook_receiver.requests
         payload = Webhook(SECRET).verify(request.body, request.headers)
+        assert_valid_payload(payload)
         assert payload["type"] == "alert.created" and payload["version"] == 1
         assert payload["data"]["article"]["title"] == "DPRK shells to Russia"
         assert request.headers["webhook-id"] == payload["data"]["webhook_id"]

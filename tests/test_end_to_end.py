@@ -15,7 +15,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from alertd.cli import main
-from conftest import ROOT
+from conftest import ROOT, assert_valid_payload
 from servers import Reply
 
 FEED = (Path(__file__).parent / "fixtures" / "world-news.xml").read_bytes()
@@ -108,6 +108,7 @@ class TestEndToEnd:
         logs = poll_once(world, capsys)
         [request] = webhook_receiver.requests
         payload = Webhook(SECRET).verify(request.body, request.headers)
+        assert_valid_payload(payload)
         data = payload["data"]
         assert data["article"]["title"].startswith("North Korea ships artillery shells")
         assert data["feed"] == {"name": "world", "tags": ["world"]}
@@ -137,7 +138,10 @@ class TestEndToEnd:
         updated = FEED.replace(b"world-2026-0412", b"world-2026-0500").replace(b"North Korea ships", b"Pyongyang sends more")
         http_server.routes["/world.xml"] = Reply(200, updated, {"content-type": "application/rss+xml", "etag": '"world-v2"'})
         poll_once(world, capsys)
-        titles = [Webhook(SECRET).verify(r.body, r.headers)["data"]["article"]["title"] for r in webhook_receiver.requests]
+        payloads = [Webhook(SECRET).verify(r.body, r.headers) for r in webhook_receiver.requests]
+        for payload in payloads:
+            assert_valid_payload(payload)
+        titles = [p["data"]["article"]["title"] for p in payloads]
         assert len(titles) == 2 and titles[1].startswith("Pyongyang sends more")
 
     def test_broken_feeds_are_logged_and_survived(self, world, webhook_receiver, capsys):
