@@ -69,6 +69,13 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, default=Path("models"), help="output directory (default: %(default)s)")
     train.set_defaults(handler=cmd_train)
 
+    evaluate = sub.add_parser("evaluate", help="precision, recall, F1, PR-AUC per label and language, beside a keyword baseline")
+    evaluate.add_argument("--data", type=Path, required=True, help="labelled JSONL (id, lang, title, text, labels)")
+    evaluate.add_argument("--texts", type=Path, default=None, help="when --data holds only ids and labels: directory of JSONL(.gz) corpora to join on id")
+    evaluate.add_argument("--model", type=Path, default=None, help="model directory (default: the shipped model)")
+    evaluate.add_argument("--json", action="store_true", help="print figures as JSON")
+    evaluate.set_defaults(handler=cmd_evaluate)
+
     feeds = with_config(sub.add_parser("feeds", help="status of each feed"))
     feeds.add_argument("--json", action="store_true")
     feeds.set_defaults(handler=cmd_feeds)
@@ -202,6 +209,28 @@ def cmd_train(args) -> int:
     sources = sorted({str(p.relative_to(args.corpus.parent)) if p.is_relative_to(args.corpus.parent) else p.name for p in paths})
     manifest = train(examples, args.out, sources, progress)
     print(json.dumps({"model_id": manifest.model_id, "thresholds": manifest.thresholds, "metrics": manifest.metrics}, indent=2))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from dataclasses import asdict
+
+    from alertd.model import load_model
+    from alertd.model.evaluation import evaluate, format_table, join_labels, read_labelled
+
+    model = load_model(args.model)
+    examples = join_labels(args.data, args.texts) if args.texts else read_labelled([args.data])
+
+    def progress(message: str) -> None:
+        print(f"evaluate: {message}", file=sys.stderr, flush=True)
+
+    progress(f"{len(examples)} labelled examples, model {model.model_id}")
+    result = evaluate(model, examples, progress)
+    if args.json:
+        print(json.dumps({"model": model.model_id, "figures": {g: {l: asdict(f) for l, f in per.items()} for g, per in result.model.items()},
+                          "keyword_baseline": {g: {l: asdict(f) for l, f in per.items()} for g, per in result.baseline.items()}}, indent=2))
+    else:
+        print(format_table(result))
     return 0
 
 
