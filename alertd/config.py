@@ -86,6 +86,7 @@ class SmtpSettings(_Section):
     security: Literal["none", "starttls", "tls"] = Field(
         "none", description="none, starttls (upgrade a plain connection) or tls (implicit TLS, usually port 465)."
     )
+    ca_file: Path | None = Field(None, description="PEM file of CA certificates to trust for TLS (e.g. an internal CA); unset means the system's.")
     username: str = Field("", description="Login name; empty means no authentication.")
     password: SecretStr | None = Field(None, description="Login password (prefer password_env or password_file).")
     from_address: str = Field("alertd@localhost", description="Envelope and header sender of alert emails.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -13,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 @dataclass
@@ -124,11 +126,29 @@ class _Sink:
 
 
 class LocalSMTPServer:
-    """aiosmtpd on 127.0.0.1 collecting parsed messages."""
+    """aiosmtpd on 127.0.0.1 collecting parsed messages; optionally STARTTLS, implicit TLS, AUTH."""
 
-    def __init__(self) -> None:
+    def __init__(self, starttls: ssl.SSLContext | None = None, implicit_tls: ssl.SSLContext | None = None,
+                 login: tuple[str, str] | None = None) -> None:
         self.sink = _Sink()
-        self._controller = Controller(self.sink, hostname="127.0.0.1", port=free_port())
+        self.logins: list[str] = []
+        options: dict = {}
+        if starttls:
+            options.update(tls_context=starttls, require_starttls=True)
+        if implicit_tls:
+            options.update(ssl_context=implicit_tls)
+        if login:
+            options.update(authenticator=self._authenticator(login), auth_required=True, auth_require_tls=bool(starttls or implicit_tls))
+        self._controller = Controller(self.sink, hostname="127.0.0.1", port=free_port(), **options)
+
+    def _authenticator(self, login: tuple[str, str]):
+        def check(server, session, envelope, mechanism, auth_data):
+            ok = isinstance(auth_data, LoginPassword) and (auth_data.login.decode(), auth_data.password.decode()) == login
+            if ok:
+                self.logins.append(auth_data.login.decode())
+            return AuthResult(success=ok, handled=False)
+
+        return check
 
     @property
     def messages(self) -> list[EmailMessage]:

@@ -200,3 +200,87 @@ class TestBackoff:
             nominal = min(600, 30 * 2 ** (n - 1))
             assert 0.8 * nominal <= delay <= 1.2 * nominal
         assert delays[-1] <= 720
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    """A self-signed certificate for 127.0.0.1, made with the openssl command."""
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl command not available")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    return cert, key
+
+
+def server_context(certificate):
+    import ssl
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*map(str, certificate))
+    return context
+
+
+class TestSmtpSecurity:
+    def send_one(self, store, settings: SmtpSettings) -> int:
+        clock = now_clock()
+        store.record_poll(outcome_with([scored_item()], channel="email"), clock.now(), real_payload)
+        return loop(store, {"email": SmtpSender(settings)}, [email_subscriber()], clock).run_once().delivered
+
+    @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+    def test_starttls_with_login(self, store, certificate):
+        """STARTTLS upgrades the connection, the certificate is checked against ca_file, then AUTH succeeds."""
+        from servers import LocalSMTPServer
+
+        server = LocalSMTPServer(starttls=server_context(certificate), login=("alertd", "s3cret")).start()
+        try:
+            settings = SmtpSettings(host="127.0.0.1", port=server.port, security="starttls", ca_file=certificate[0],
+                                    username="alertd", password="s3cret")
+            assert self.send_one(store, settings) == 1
+            assert server.logins == ["alertd"] and len(server.messages) == 1
+        finally:
+            server.stop()
+
+    @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+    def test_implicit_tls(self, store, certificate):
+        """security = "tls" speaks TLS from the first byte (port 465 style)."""
+        from servers import LocalSMTPServer
+
+        server = LocalSMTPServer(implicit_tls=server_context(certificate)).start()
+        try:
+            settings = SmtpSettings(host="127.0.0.1", port=server.port, security="tls", ca_file=certificate[0])
+            assert self.send_one(store, settings) == 1 and len(server.messages) == 1
+        finally:
+            server.stop()
+
+    @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+    def test_untrusted_certificate_is_refused(self, store, certificate):
+        """Without the CA, the self-signed certificate is rejected and nothing is sent in clear."""
+        from servers import LocalSMTPServer
+
+        server = LocalSMTPServer(starttls=server_context(certificate)).start()
+        try:
+            assert self.send_one(store, SmtpSettings(host="127.0.0.1", port=server.port, security="starttls")) == 0
+            assert server.messages == [] and "CERTIFICATE_VERIFY_FAILED" in store.deliveries([PENDING])[0].last_error
+        finally:
+            server.stop()
+
+    @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+    def test_wrong_password_is_retried_with_hint(self, store):
+        """A refused login is retryable and the error tells the operator what to check."""
+        from servers import LocalSMTPServer
+
+        server = LocalSMTPServer(login=("alertd", "right")).start()
+        try:
+            settings = SmtpSettings(host="127.0.0.1", port=server.port, username="alertd", password="wrong")
+            assert self.send_one(store, settings) == 0
+            assert "check smtp.username and the password" in store.deliveries([PENDING])[0].last_error
+        finally:
+            server.stop()

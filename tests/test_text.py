@@ -30,9 +30,9 @@ class TestNormalise:
         assert "resolusi dewan keamanan" in cleaned
 
     def test_model_input_is_title_plus_head(self):
-        """The model reads the title and roughly the first 1,500 characters."""
+        """The model reads the title and the first 3,000 characters."""
         text = model_input("Title", "word " * 2000)
-        assert text.startswith("title word") and len(text) <= 1500 + len("title") + 1
+        assert text.startswith("title word") and len(text) <= 3000 + len("title") + 1
 
 
 class TestLanguage:
@@ -44,3 +44,9 @@ class TestLanguage:
     def test_short_text_uses_hint(self):
         """Too little text to judge falls back to the feed's language hint."""
         assert detect_language("Sanksi", hint="id") == "id"
+
+
+class TestRepeatedLines:
+    def test_repeated_lines_kept_once(self):
+        """A caption printed twice is read once, so it does not crowd out the story."""
+        assert normalise("Caption A\nStory starts\nCaption A\nStory ends") == "caption a story starts story ends"

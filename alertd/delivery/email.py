@@ -84,13 +84,14 @@ class SmtpSender:
         message = render_email(delivery.payload, self._settings.from_address, subscriber.email_to)
         s = self._settings
         try:
+            context = ssl.create_default_context(cafile=s.ca_file) if s.security != "none" else None
             if s.security == "tls":
-                client: smtplib.SMTP = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout_seconds, context=ssl.create_default_context())
+                client: smtplib.SMTP = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout_seconds, context=context)
             else:
                 client = smtplib.SMTP(s.host, s.port, timeout=s.timeout_seconds)
             with client:
                 if s.security == "starttls":
-                    client.starttls(context=ssl.create_default_context())
+                    client.starttls(context=context)
                 if s.username:
                     client.login(s.username, s.password.get_secret_value() if s.password else "")
                 client.send_message(message)

@@ -67,7 +67,17 @@ def _tidy(text: str) -> str:
 
 
 def strip_boilerplate(text: str) -> str:
-    return "\n".join(line for line in text.splitlines() if not _BOILERPLATE.match(line.strip()))
+    """Drop known boilerplate lines and any line repeated within the text (photo captions,
+    pitches printed twice): a line that says the same thing again carries no news."""
+    seen: set[str] = set()
+    kept = []
+    for line in text.splitlines():
+        key = line.strip().lower()
+        if _BOILERPLATE.match(key) or key in seen:
+            continue
+        seen.add(key)
+        kept.append(line)
+    return "\n".join(kept)
 
 
 def normalise(text: str) -> str:
@@ -77,6 +87,7 @@ def normalise(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def model_input(title: str, text: str, max_chars: int = 1500) -> str:
-    """What the model reads: the title plus the head of the body, normalised."""
+def model_input(title: str, text: str, max_chars: int = 3000) -> str:
+    """What the model reads: the title plus the head of the body, normalised. The head is long
+    enough to reach past the lede and photo captions of a full article page."""
     return normalise(f"{title}\n{text[: max_chars * 2]}")[: max_chars + len(title) + 1]
