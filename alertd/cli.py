@@ -74,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--texts", type=Path, default=None, help="when --data holds only ids and labels: directory of JSONL(.gz) corpora to join on id")
     evaluate.add_argument("--model", type=Path, default=None, help="model directory (default: the shipped model)")
     evaluate.add_argument("--json", action="store_true", help="print figures as JSON")
+    evaluate.add_argument("--report", type=Path, default=None, help="write an HTML report with PR curves and confusion matrices here")
     evaluate.set_defaults(handler=cmd_evaluate)
 
     feeds = with_config(sub.add_parser("feeds", help="status of each feed"))
@@ -231,6 +232,11 @@ def cmd_evaluate(args) -> int:
                           "keyword_baseline": {g: {l: asdict(f) for l, f in per.items()} for g, per in result.baseline.items()}}, indent=2))
     else:
         print(format_table(result))
+    if args.report:
+        from alertd.model.report import write_report
+
+        page = write_report(result, args.report, model.model_id, args.data.name)
+        progress(f"report written to {page}")
     return 0
 
 

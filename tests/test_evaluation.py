@@ -67,3 +67,16 @@ class TestJoinLabels:
         labels.write_text(json.dumps({"id": "nope", "labels": {"sanctions": 0, "arms_transfer": 0}}))
         with pytest.raises(CorpusError, match="no text"):
             join_labels(labels, tmp_path)
+
+
+class TestReport:
+    def test_report_has_table_and_images(self, tmp_path, capsys):
+        """--report writes an HTML page with the figures table and one PNG per label."""
+        data = tmp_path / "labelled.jsonl"
+        data.write_text("\n".join(json.dumps({**e.__dict__}) for e in EXAMPLES))
+        assert main(["evaluate", "--data", str(data), "--report", str(tmp_path / "report")]) == 0
+        page = (tmp_path / "report" / "index.html").read_text()
+        assert "keyword F1" in page and page.count("<tr>") == 1 + 3 * 3  # header + (all, en, id) × 3 labels
+        for label in ("sanctions", "arms_transfer", "relevant"):
+            assert (tmp_path / "report" / f"{label}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+            assert f'src="{label}.png"' in page

@@ -166,3 +166,26 @@ class TestTraining:
         rebuilt = read_manifest(tmp_path)
         assert rebuilt.training_data_sha256 == shipped.training_data_sha256
         assert rebuilt.sha256 == shipped.sha256
+
+
+class TestDeduplication:
+    def test_near_identical_items_are_dropped(self):
+        """An item that differs from an earlier one by a word or two is dropped; a different story is kept."""
+        from alertd.model.corpus import Example, deduplicate
+
+        base = "The Security Council extended the arms embargo on South Sudan for another year after a vote on Thursday in New York"
+        examples = [
+            Example("a", "en", "Embargo extended", base, {"sanctions": 1, "arms_transfer": 0}),
+            Example("b", "en", "Embargo extended", base.replace("Thursday", "Friday"), {"sanctions": 1, "arms_transfer": 0}),
+            Example("c", "en", "Club fined", "The league fined the club after the derby and closed its stadium for two matches", {"sanctions": 0, "arms_transfer": 0}),
+        ]
+        kept, dropped = deduplicate(examples)
+        assert [e.id for e in kept] == ["a", "c"] and dropped == 1
+
+    def test_clashing_ids_are_refused(self):
+        """Two examples with one id are an error, not a silent overwrite."""
+        from alertd.model.corpus import CorpusError, Example, deduplicate
+
+        one = Example("x", "en", "A", "text one", {"sanctions": 0, "arms_transfer": 0})
+        with pytest.raises(CorpusError, match="duplicate id"):
+            deduplicate([one, Example("x", "en", "B", "text two", {"sanctions": 0, "arms_transfer": 0})])

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from alertd.domain import LABELS
+from alertd.model.features import word_tokens
 from alertd.errors import AlertdError
 from alertd.text.normalise import model_input
 
@@ -64,22 +65,40 @@ def _example(line: str, where: str) -> Example:
         raise CorpusError(f"{where}: not a labelled example ({type(exc).__name__}: {exc}); see docs/training.md for the format")
 
 
+NEAR_DUPLICATE_JACCARD = 0.6
+
+
+def shingles(text: str, size: int = 4) -> set[str]:
+    """Overlapping runs of ``size`` tokens (character bigrams for unspaced scripts)."""
+    tokens = word_tokens(text)
+    return {" ".join(tokens[i : i + size]) for i in range(max(1, len(tokens) - size + 1))}
+
+
 def deduplicate(examples: Iterable[Example]) -> tuple[list[Example], int]:
-    """Keep the first of items whose normalised text is identical; also refuse clashing ids."""
-    seen_text: set[str] = set()
+    """Keep the first of items that are identical or near-identical (Jaccard similarity of
+    token 4-gram shingles at least NEAR_DUPLICATE_JACCARD); refuse clashing ids. Near
+    copies would leak between the training and validation splits and flatter the metrics."""
     seen_ids: set[str] = set()
     kept: list[Example] = []
+    kept_shingles: list[set[str]] = []
+    index: dict[str, list[int]] = {}
     dropped = 0
     for example in examples:
         if example.id in seen_ids:
             raise CorpusError(f"duplicate id {example.id!r} in training data")
         seen_ids.add(example.id)
-        key = hashlib.sha256(example.model_text.encode()).hexdigest()
-        if key in seen_text:
+        mine = shingles(example.model_text)
+        overlaps: dict[int, int] = {}
+        for shingle in mine:
+            for other in index.get(shingle, ()):
+                overlaps[other] = overlaps.get(other, 0) + 1
+        if any(shared / len(mine | kept_shingles[o]) >= NEAR_DUPLICATE_JACCARD for o, shared in overlaps.items()):
             dropped += 1
             continue
-        seen_text.add(key)
+        for shingle in mine:
+            index.setdefault(shingle, []).append(len(kept))
         kept.append(example)
+        kept_shingles.append(mine)
     return kept, dropped
 
 
