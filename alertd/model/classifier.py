@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Sequence
 
 import numpy as np
@@ -25,6 +26,10 @@ class RelevanceModel:
     thresholds: dict[str, float]
     model_id: str = "unsaved"
 
+    @cached_property
+    def _vocabulary(self) -> np.ndarray:
+        return self.word_vectorizer.get_feature_names_out()
+
     @property
     def labels(self) -> tuple[str, ...]:
         return tuple(self.classifiers)
@@ -43,14 +48,15 @@ class RelevanceModel:
             return []
         texts = [model_input(a.title, a.text) for a in articles]
         words, combined = self.features(texts)
-        vocabulary = self.word_vectorizer.get_feature_names_out()
+        vocabulary = self._vocabulary
         n_words = words.shape[1]
         probs = {label: clf.predict_proba(combined)[:, 1] for label, clf in self.classifiers.items()}
+        word_coefficients = {label: clf.coef_[0][:n_words] for label, clf in self.classifiers.items()}
         results = []
         for row in range(len(articles)):
-            terms = {}
-            for label, clf in self.classifiers.items():
-                terms[label] = _top_terms(words.getrow(row), clf.coef_[0][:n_words], vocabulary)
+            span = slice(words.indptr[row], words.indptr[row + 1])
+            indices, values = words.indices[span], words.data[span]
+            terms = {label: _top_terms(indices, values, coefficients, vocabulary) for label, coefficients in word_coefficients.items()}
             results.append(
                 Scores(
                     probabilities={label: float(probs[label][row]) for label in self.labels},
@@ -62,11 +68,11 @@ class RelevanceModel:
         return results
 
 
-def _top_terms(row: sp.csr_matrix, coefficients: np.ndarray, vocabulary: np.ndarray) -> list[tuple[str, float]]:
-    """Word n-grams whose presence raised this label's log-odds the most."""
-    contributions = row.data * coefficients[row.indices]
+def _top_terms(indices: np.ndarray, values: np.ndarray, coefficients: np.ndarray, vocabulary: np.ndarray) -> list[tuple[str, float]]:
+    """Word n-grams whose presence raised this label's log-odds the most (value × weight)."""
+    contributions = values * coefficients[indices]
     order = np.argsort(-contributions)[:TOP_TERMS]
-    return [(str(vocabulary[row.indices[i]]), float(contributions[i])) for i in order if contributions[i] > 0]
+    return [(str(vocabulary[indices[i]]), float(contributions[i])) for i in order if contributions[i] > 0]
 
 
 def empty_scores(model_id: str, labels: Sequence[str] = LABELS) -> Scores:

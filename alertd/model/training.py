@@ -25,7 +25,7 @@ def fit(examples: Sequence[Example], progress: Progress = lambda _: None) -> Rel
     progress(f"vectorising {len(texts)} examples")
     word_vectorizer = TfidfVectorizer(analyzer=word_ngrams, min_df=2, sublinear_tf=True, max_features=150_000, dtype=np.float32)
     char_vectorizer = TfidfVectorizer(
-        analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True, max_features=150_000, dtype=np.float32
+        analyzer="char_wb", ngram_range=(4, 4), min_df=2, sublinear_tf=True, max_features=150_000, dtype=np.float32
     )
     words = word_vectorizer.fit_transform(texts)
     chars = char_vectorizer.fit_transform(texts)
