@@ -67,7 +67,17 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="directory of labelled JSONL (default: %(default)s)")
     train.add_argument("--data", type=Path, action="append", default=[], help="extra labelled JSONL; may repeat")
     train.add_argument("--out", type=Path, default=Path("models"), help="output directory (default: %(default)s)")
+    train.add_argument("--feedback-from", type=Path, metavar="CONFIG", help="also train on analysts' labels stored in this config's database")
     train.set_defaults(handler=cmd_train)
+
+    feedback = with_config(sub.add_parser("feedback", help="record an analyst's labels for an alerted item, for retraining"))
+    target = feedback.add_mutually_exclusive_group(required=True)
+    target.add_argument("--alert", type=int, help="alert id (from 'alertd alerts')")
+    target.add_argument("--item", type=int, help="stored item id")
+    feedback.add_argument("--sanctions", type=int, choices=[0, 1], required=True)
+    feedback.add_argument("--arms-transfer", type=int, choices=[0, 1], required=True)
+    feedback.add_argument("--analyst", default=os.environ.get("USER", "analyst"))
+    feedback.set_defaults(handler=cmd_feedback)
 
     evaluate = sub.add_parser("evaluate", help="precision, recall, F1, PR-AUC per label and language, beside a keyword baseline")
     evaluate.add_argument("--data", type=Path, required=True, help="labelled JSONL (id, lang, title, text, labels)")
@@ -199,17 +209,47 @@ def cmd_train(args) -> int:
     from alertd.model.training import train
 
     paths = corpus_files(args.corpus) + list(args.data)
-    if not paths:
+    if not paths and not args.feedback_from:
         raise AlertdError(f"no labelled JSONL under {args.corpus}")
     examples = list(read_examples(paths))
+    sources = sorted({str(p.relative_to(args.corpus.parent)) if p.is_relative_to(args.corpus.parent) else p.name for p in paths})
+    if args.feedback_from:
+        from alertd.model.corpus import Example
+        from alertd.store import open_store
+
+        store = open_store(load_settings(args.feedback_from).database_url)
+        rows = store.feedback_rows()
+        store.close()
+        examples += [
+            Example(f"feedback-{r['item_id']}", r["lang"] or "", r["title"], r["summary"],
+                    {"sanctions": r["sanctions"], "arms_transfer": r["arms_transfer"]})
+            for r in rows
+        ]
+        sources.append(f"feedback: {len(rows)} analyst labels")
 
     def progress(message: str) -> None:
         print(f"train: {message}", file=sys.stderr, flush=True)
 
-    progress(f"read {len(examples)} examples from {len(paths)} files")
-    sources = sorted({str(p.relative_to(args.corpus.parent)) if p.is_relative_to(args.corpus.parent) else p.name for p in paths})
+    progress(f"read {len(examples)} examples from {len(sources)} sources")
     manifest = train(examples, args.out, sources, progress)
     print(json.dumps({"model_id": manifest.model_id, "thresholds": manifest.thresholds, "metrics": manifest.metrics}, indent=2))
+    return 0
+
+
+def cmd_feedback(args) -> int:
+    from alertd.clock import SystemClock
+    from alertd.store import open_store
+
+    settings = load_settings(args.config)
+    store = open_store(settings.database_url)
+    try:
+        item_id = args.item if args.item is not None else store.item_id_for_alert(args.alert)
+        if item_id is None:
+            raise AlertdError(f"no alert with id {args.alert}; see 'alertd alerts'")
+        store.record_feedback(item_id, {"sanctions": args.sanctions, "arms_transfer": args.arms_transfer}, args.analyst, SystemClock().now())
+    finally:
+        store.close()
+    print(f"recorded labels for item {item_id}: sanctions={args.sanctions} arms_transfer={args.arms_transfer}")
     return 0
 
 

@@ -189,3 +189,25 @@ class TestEndToEnd:
         main(["feeds", "--config", str(world), "--json"])
         logs += capsys.readouterr().out
         assert SECRET not in logs and SECRET.removeprefix("whsec_") not in logs and SMTP_PASSWORD not in logs
+
+
+class TestFeedbackLoop:
+    def test_analyst_labels_feed_retraining(self, world, tmp_path, capsys):
+        """An analyst labels an alert; 'alertd train --feedback-from' includes it in the training data."""
+        poll_once(world, capsys)
+        assert main(["feedback", "--config", str(world), "--alert", "1", "--sanctions", "1", "--arms-transfer", "1"]) == 0
+        assert "recorded labels" in capsys.readouterr().out
+        corpus = tmp_path / "corpus"
+        corpus.mkdir()
+        corpus_lines = (ROOT / "models" / "training" / "corpus" / "en" / "batch-01.jsonl").read_text()
+        (corpus / "en.jsonl").write_text(corpus_lines)
+        out = tmp_path / "model"
+        assert main(["train", "--corpus", str(corpus), "--feedback-from", str(world), "--out", str(out)]) == 0
+        manifest = __import__("json").loads((out / "manifest.json").read_text())
+        assert manifest["training"]["examples"] == len(corpus_lines.splitlines()) + 1
+        assert "feedback: 1 analyst labels" in manifest["training"]["sources"]
+
+    def test_feedback_for_unknown_alert(self, world, capsys):
+        """A wrong alert id is a clear error, exit 1."""
+        assert main(["feedback", "--config", str(world), "--alert", "99", "--sanctions", "0", "--arms-transfer", "0"]) == 1
+        assert "no alert with id 99" in capsys.readouterr().err

@@ -123,3 +123,36 @@ class TestMigrations:
         with pytest.raises(StoreError) as info:
             open_store("postgresql+psycopg://alertd:hunter2@127.0.0.1:1/nothing?connect_timeout=2")
         assert "hunter2" not in str(info.value) and "127.0.0.1:1" in str(info.value)
+
+
+class TestFeedback:
+    def test_feedback_round_trip_latest_wins(self, store):
+        """An analyst's labels are stored per item; a later judgement replaces the earlier one."""
+        store.record_poll(outcome_with([scored_item(title="Story")]), NOW, simple_payload)
+        item_id = store.item_id_for_alert(1)
+        store.record_feedback(item_id, {"sanctions": 1, "arms_transfer": 0}, "ana", NOW)
+        store.record_feedback(item_id, {"sanctions": 0, "arms_transfer": 1}, "ben", NOW)
+        [row] = store.feedback_rows()
+        assert (row["title"], row["sanctions"], row["arms_transfer"]) == ("Story", 0, 1)
+
+    def test_unknown_item_is_refused(self, store):
+        """Feedback for an item that does not exist is an error."""
+        with pytest.raises(StoreError, match="no stored item"):
+            store.record_feedback(999, {"sanctions": 1, "arms_transfer": 0}, "ana", NOW)
+
+
+class TestUpgrade:
+    def test_version_1_database_gains_feedback_table(self, database_url):
+        """A database created by the first release is upgraded in place, its data kept."""
+        store = open_store(database_url)
+        store.record_poll(outcome_with([scored_item()]), NOW, simple_payload)
+        with store.engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE feedback"))
+            conn.execute(sa.text("UPDATE schema_version SET version = 1"))
+        store.close()
+        store = open_store(database_url)
+        assert store.known_item_keys("feed-a", ["guid:1"]) == {"guid:1"}
+        store.record_feedback(store.item_id_for_alert(1), {"sanctions": 1, "arms_transfer": 1}, "ana", NOW)
+        with store.engine.begin() as conn:
+            assert conn.execute(sa.text("SELECT version FROM schema_version")).scalar() == 2
+        store.close()

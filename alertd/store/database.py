@@ -302,6 +302,28 @@ class Store:
         with self.engine.begin() as conn:
             return conn.execute(select(func.min(d.c.next_attempt_at)).where(d.c.state == PENDING)).scalar()
 
+    # analyst feedback -----------------------------------------------------
+
+    def item_id_for_alert(self, alert_id: int) -> int | None:
+        with self.engine.begin() as conn:
+            return conn.execute(select(schema.alerts.c.item_id).where(schema.alerts.c.id == alert_id)).scalar()
+
+    def record_feedback(self, item_id: int, labels: dict[str, int], analyst: str, now: datetime) -> None:
+        """Store an analyst's labels for an item; a later judgement replaces an earlier one."""
+        f = schema.feedback
+        with self.engine.begin() as conn:
+            if conn.execute(select(schema.items.c.id).where(schema.items.c.id == item_id)).first() is None:
+                raise StoreError(f"no stored item with id {item_id}")
+            conn.execute(f.delete().where(f.c.item_id == item_id))
+            conn.execute(insert(f).values(item_id=item_id, analyst=analyst, created_at=now, **labels))
+
+    def feedback_rows(self) -> list[dict[str, Any]]:
+        """Each judged item with its text, ready to become a training example."""
+        f, i = schema.feedback, schema.items
+        query = select(f.c.item_id, f.c.sanctions, f.c.arms_transfer, i.c.title, i.c.summary, i.c.lang).join(i, i.c.id == f.c.item_id).order_by(f.c.item_id)
+        with self.engine.begin() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
     def recent_alerts(self, limit: int = 20) -> list[dict[str, Any]]:
         a, i, d = schema.alerts, schema.items, schema.deliveries
         query = (

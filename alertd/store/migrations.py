@@ -15,9 +15,10 @@ from alertd.store import schema
 
 Migration = Callable[[Connection], None]
 
-# Version 1 is the initial schema (created from schema.py). Append upgrades below:
-# MIGRATIONS[2] = lambda conn: conn.exec_driver_sql("ALTER TABLE ... ADD COLUMN ...")
-MIGRATIONS: dict[int, Migration] = {}
+# Version 1 is the initial schema (created from schema.py). Append upgrades below.
+MIGRATIONS: dict[int, Migration] = {
+    2: lambda conn: schema.feedback.create(conn),  # analysts' labels on stored items
+}
 LATEST = max([1, *MIGRATIONS])
 
 

@@ -108,5 +108,15 @@ deliveries = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("delivered_at", UTCDateTime),
 )
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("item_id", Integer, ForeignKey("items.id"), primary_key=True),
+    Column("sanctions", Integer, nullable=False),
+    Column("arms_transfer", Integer, nullable=False),
+    Column("analyst", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
 Index("ix_deliveries_due", deliveries.c.state, deliveries.c.next_attempt_at)
 Index("ix_alerts_created", alerts.c.created_at)
