@@ -189,3 +189,31 @@ class TestDeduplication:
         one = Example("x", "en", "A", "text one", {"sanctions": 0, "arms_transfer": 0})
         with pytest.raises(CorpusError, match="duplicate id"):
             deduplicate([one, Example("x", "en", "B", "text two", {"sanctions": 0, "arms_transfer": 0})])
+
+
+class TestCalibration:
+    def test_platt_scaling_recovers_known_mapping(self):
+        """Fitting sigmoid(a·z + b) to outcomes drawn from a known mapping recovers it."""
+        import numpy as np
+
+        from alertd.model.training import platt_scaling
+
+        rng = np.random.default_rng(0)
+        z = rng.normal(0, 2, 20000)
+        y = (rng.random(z.size) < 1 / (1 + np.exp(-(0.5 * z - 1.0)))).astype(int)
+        a, b = platt_scaling(z, y)
+        assert abs(a - 0.5) < 0.05 and abs(b + 1.0) < 0.08
+
+    def test_shipped_probabilities_are_calibrated_log_odds(self, shipped_model):
+        """Scores are sigmoid(a·z + b) of the regression's log-odds, with (a, b) from the manifest."""
+        import numpy as np
+        from scipy.special import expit
+
+        manifest = read_manifest(MODELS)
+        text = model_input("Iran ships drones to Russia", "Shahed drones were delivered across the Caspian.")
+        _, combined = shipped_model.features([text])
+        probabilities = shipped_model.probabilities([text])
+        for label, (a, b) in manifest.training["calibration"].items():
+            z = shipped_model.classifiers[label].decision_function(combined)
+            np.testing.assert_allclose(probabilities[label], expit(a * z + b), rtol=1e-3)
+            assert manifest.metrics["validation"][label]["brier"] < 0.1

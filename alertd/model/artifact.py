@@ -22,7 +22,7 @@ from alertd.errors import ModelError
 from alertd.model.classifier import RelevanceModel
 
 MANIFEST = "manifest.json"
-FORMAT = 1
+FORMAT = 2  # 2: the bundle carries per-label Platt calibration
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,7 @@ def load_model(model_dir: Path | None = None) -> RelevanceModel:
             char_vectorizer=bundle["char_vectorizer"],
             classifiers=bundle["classifiers"],
             thresholds=dict(manifest.thresholds),
+            calibration=bundle["calibration"],
             model_id=manifest.model_id,
         )
     except Exception as exc:  # a verified file that still fails to unpickle is a broken build
@@ -119,7 +120,12 @@ def save_model(model: RelevanceModel, model_dir: Path, manifest_fields: dict[str
     model_dir.mkdir(parents=True, exist_ok=True)
     file_name = "alertd-model.joblib"
     path = model_dir / file_name
-    bundle = {"word_vectorizer": model.word_vectorizer, "char_vectorizer": model.char_vectorizer, "classifiers": model.classifiers}
+    bundle = {
+        "word_vectorizer": model.word_vectorizer,
+        "char_vectorizer": model.char_vectorizer,
+        "classifiers": model.classifiers,
+        "calibration": model.calibration,
+    }
     joblib.dump(bundle, path, compress=3)
     digest = sha256_file(path)
     manifest = Manifest(

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Sequence
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.special import expit
 
-from alertd.domain import LABELS, Article, Scores
+from alertd.domain import Article, Scores
 from alertd.text.normalise import model_input
 
 TOP_TERMS = 8
@@ -18,12 +19,15 @@ TOP_TERMS = 8
 @dataclass
 class RelevanceModel:
     """A fitted model: two vectorizers (word n-grams for reading, character n-grams for
-    robustness across scripts and inflection) feeding one logistic regression per label."""
+    robustness across scripts and inflection) feeding one logistic regression per label,
+    whose log-odds are recalibrated by Platt scaling ``sigmoid(a·z + b)`` fitted on
+    held-out data, so a probability of 0.8 is right about 80 % of the time."""
 
     word_vectorizer: Any
     char_vectorizer: Any
     classifiers: dict[str, Any]
     thresholds: dict[str, float]
+    calibration: dict[str, tuple[float, float]] = field(default_factory=dict)  # label → (a, b); absent = identity
     model_id: str = "unsaved"
 
     @cached_property
@@ -39,9 +43,17 @@ class RelevanceModel:
         chars = self.char_vectorizer.transform(texts)
         return words, sp.hstack([words, chars], format="csr")
 
+    def decision_values(self, combined: sp.csr_matrix) -> dict[str, np.ndarray]:
+        """Uncalibrated log-odds per label."""
+        return {label: clf.decision_function(combined) for label, clf in self.classifiers.items()}
+
+    def calibrated(self, label: str, log_odds: np.ndarray) -> np.ndarray:
+        a, b = self.calibration.get(label, (1.0, 0.0))
+        return expit(a * log_odds + b)
+
     def probabilities(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         _, combined = self.features(texts)
-        return {label: clf.predict_proba(combined)[:, 1] for label, clf in self.classifiers.items()}
+        return {label: self.calibrated(label, z) for label, z in self.decision_values(combined).items()}
 
     def score(self, articles: Sequence[Article]) -> list[Scores]:
         if not articles:
@@ -50,8 +62,11 @@ class RelevanceModel:
         words, combined = self.features(texts)
         vocabulary = self._vocabulary
         n_words = words.shape[1]
-        probs = {label: clf.predict_proba(combined)[:, 1] for label, clf in self.classifiers.items()}
-        word_coefficients = {label: clf.coef_[0][:n_words] for label, clf in self.classifiers.items()}
+        probs = {label: self.calibrated(label, z) for label, z in self.decision_values(combined).items()}
+        # contributions in calibrated log-odds: the raw weight times the calibration slope
+        word_coefficients = {
+            label: clf.coef_[0][:n_words] * self.calibration.get(label, (1.0, 0.0))[0] for label, clf in self.classifiers.items()
+        }
         results = []
         for row in range(len(articles)):
             span = slice(words.indptr[row], words.indptr[row + 1])
@@ -73,7 +88,3 @@ def _top_terms(indices: np.ndarray, values: np.ndarray, coefficients: np.ndarray
     contributions = values * coefficients[indices]
     order = np.argsort(-contributions)[:TOP_TERMS]
     return [(str(vocabulary[indices[i]]), float(contributions[i])) for i in order if contributions[i] > 0]
-
-
-def empty_scores(model_id: str, labels: Sequence[str] = LABELS) -> Scores:
-    return Scores({l: 0.0 for l in labels}, {l: False for l in labels}, {l: [] for l in labels}, model_id)
