@@ -96,10 +96,12 @@ def _parser() -> argparse.ArgumentParser:
     alerts.add_argument("--json", action="store_true")
     alerts.set_defaults(handler=cmd_alerts)
 
-    deliveries = with_config(sub.add_parser("deliveries", help="pending and dead deliveries; 'retry' re-queues dead ones"))
-    deliveries.add_argument("action", nargs="?", choices=["list", "retry"], default="list")
+    deliveries = with_config(sub.add_parser(
+        "deliveries", help="pending and dead deliveries; 'retry' re-queues dead ones; 'replay' resends delivered ones"))
+    deliveries.add_argument("action", nargs="?", choices=["list", "retry", "replay"], default="list")
     deliveries.add_argument("--id", type=int, help="with retry: only this delivery")
-    deliveries.add_argument("--subscriber", help="with retry: only this subscriber's")
+    deliveries.add_argument("--subscriber", help="with retry: only this subscriber's; with replay: required")
+    deliveries.add_argument("--since", type=_since, help="with replay: ISO time (UTC if no offset) or an age such as 90m, 6h, 2d")
     deliveries.add_argument("--all", action="store_true", help="with list: include delivered")
     deliveries.add_argument("--json", action="store_true")
     deliveries.set_defaults(handler=cmd_deliveries)
@@ -280,6 +282,22 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _since(value: str):
+    """Parse --since into a function of 'now', so relative ages use the clock at run time."""
+    from datetime import datetime, timedelta, timezone
+
+    units = {"m": 60, "h": 3600, "d": 86400}
+    if value[:-1].isdigit() and value[-1:] in units:
+        seconds = int(value[:-1]) * units[value[-1]]
+        return lambda now: now - timedelta(seconds=seconds)
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO time or an age like 6h: {value!r}")
+    when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return lambda now: when
+
+
 def _table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     lines = ["  ".join(str(h).ljust(w) for h, w in zip(header, widths))]
@@ -348,6 +366,13 @@ def cmd_deliveries(args) -> int:
     settings = load_settings(args.config)
     store = open_store(settings.database_url)
     try:
+        if args.action == "replay":
+            if not args.subscriber or args.since is None:
+                raise AlertdError("replay needs --subscriber NAME and --since TIME")
+            now = SystemClock().now()
+            count = store.replay(args.subscriber, args.since(now), now)
+            print(f"queued {count} deliver{'y' if count == 1 else 'ies'} to {args.subscriber} again")
+            return 0
         if args.action == "retry":
             count = store.requeue_dead(SystemClock().now(), delivery_id=args.id, subscriber=args.subscriber)
             print(f"re-queued {count} dead deliver{'y' if count == 1 else 'ies'}")

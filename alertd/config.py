@@ -9,11 +9,13 @@ provides one). Every problem is reported with its file, key and a hint, all at o
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Mapping
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
@@ -72,9 +74,12 @@ class ModelSettings(_Section):
 
 
 class DeliverySettings(_Section):
-    max_attempts: int = Field(8, ge=1, description="Attempts before a delivery is dead-lettered (kept, listed, retryable).")
-    backoff_base_seconds: float = Field(30.0, gt=0, description="Delay before the second attempt; doubles each time, with jitter.")
-    backoff_max_seconds: float = Field(6 * 3600.0, gt=0, description="Cap on the delay between attempts.")
+    retry_delays_seconds: tuple[float, ...] = Field(
+        (5, 300, 1800, 7200, 18000, 36000, 36000),
+        min_length=1,
+        description="Wait after each failed attempt (±20 % jitter); after the last, the delivery is dead-lettered. "
+        "The default follows the Standard Webhooks schedule: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.",
+    )
     lease_seconds: float = Field(120.0, gt=0, description="How long a claimed delivery is reserved before another worker may retry it.")
     batch_size: int = Field(50, ge=1, description="Deliveries claimed per pass of the delivery loop.")
     webhook_timeout_seconds: float = Field(15.0, gt=0, description="Timeout for one webhook request.")
@@ -115,7 +120,12 @@ class SubscriberSettings(_Section):
     email_to: tuple[str, ...] = Field((), description="Recipients, for channel = email.")
     webhook_url: str = Field("", description="Endpoint receiving signed POSTs, for channel = webhook.")
     webhook_secret: SecretStr | None = Field(
-        None, description="Standard Webhooks signing secret, whsec_<base64> (prefer webhook_secret_env or webhook_secret_file)."
+        None,
+        description="Standard Webhooks signing secret, whsec_<base64>; several separated by spaces while rotating "
+        "(each signs; prefer webhook_secret_env or webhook_secret_file).",
+    )
+    allow_private_network: bool = Field(
+        False, description="Allow a webhook_url on a private, loopback or link-local address (refused by default)."
     )
     labels: tuple[Literal["sanctions", "arms_transfer"], ...] = Field(LABELS, description="Labels this subscriber wants alerts for.")
     thresholds: dict[str, float] = Field(
@@ -144,9 +154,23 @@ class SubscriberSettings(_Section):
                 raise ValueError("channel 'webhook' needs webhook_url starting with http:// or https://")
             if self.webhook_secret is None:
                 raise ValueError("channel 'webhook' needs webhook_secret (or webhook_secret_env / webhook_secret_file)")
-            if not self.webhook_secret.get_secret_value().startswith("whsec_"):
-                raise ValueError("webhook_secret must look like whsec_<base64>")
+            secrets = self.webhook_secret.get_secret_value().split()
+            if not secrets or not all(secret.startswith("whsec_") for secret in secrets):
+                raise ValueError("webhook_secret must look like whsec_<base64> (several separated by spaces)")
+            host = urlsplit(self.webhook_url).hostname or ""
+            if not self.allow_private_network and is_private_literal(host):
+                raise ValueError(f"webhook_url points at private address {host}; set allow_private_network = true if intended")
         return self
+
+
+def is_private_literal(host: str) -> bool:
+    """True for localhost and literal non-public IP addresses."""
+    if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return not ipaddress.ip_address(host.strip("[]")).is_global
+    except ValueError:
+        return False
 
 
 class Settings(_Section):

@@ -48,6 +48,7 @@ name = "casework"
 channel = "webhook"
 webhook_url = "{webhook_receiver.url('/hook')}"
 webhook_secret = "{SECRET}"
+allow_private_network = true
 """)
         process = subprocess.Popen(
             [sys.executable, "-m", "alertd", "run", "--config", str(config)],

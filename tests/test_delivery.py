@@ -14,7 +14,7 @@ from standardwebhooks import Webhook
 from alertd.clock import FrozenClock, SystemClock
 from alertd.config import DeliverySettings, SmtpSettings, SubscriberSettings
 from alertd.delivery.email import SmtpSender, render_email
-from alertd.delivery.outbox import DeliveryLoop, backoff_seconds
+from alertd.delivery.outbox import DeliveryLoop, retry_delay
 from alertd.delivery.payload import alert_payload
 from alertd.delivery.webhook import WebhookSender
 from alertd.domain import Alert
@@ -27,7 +27,7 @@ SECRET = "whsec_" + base64.b64encode(b"a-test-secret-of-32-bytes-length").decode
 
 
 def webhook_subscriber(url: str, name: str = "sub-a") -> SubscriberSettings:
-    return SubscriberSettings(name=name, channel="webhook", webhook_url=url, webhook_secret=SECRET)
+    return SubscriberSettings(name=name, channel="webhook", webhook_url=url, webhook_secret=SECRET, allow_private_network=True)
 
 
 def email_subscriber(name: str = "sub-a") -> SubscriberSettings:
@@ -43,7 +43,7 @@ def now_clock() -> FrozenClock:
 
 
 def loop(store, senders, subscribers, clock, **policy) -> DeliveryLoop:
-    settings = DeliverySettings(**{"backoff_base_seconds": 1.0, "max_attempts": 4, **policy})
+    settings = DeliverySettings(**{"retry_delays_seconds": (1, 4, 16), **policy})
     return DeliveryLoop(store, senders, subscribers, settings, clock, "test-worker", random.Random(7))
 
 
@@ -105,13 +105,13 @@ class TestWebhookSender:
             clock.advance(30)
             assert outbox.run_once().attempted == 1
 
-    def test_gives_up_after_max_attempts_and_keeps_dead_letter(self, store, webhook_receiver):
-        """After the last attempt the delivery is dead, with its error, and can be re-queued."""
+    def test_gives_up_after_last_scheduled_attempt_and_keeps_dead_letter(self, store, webhook_receiver):
+        """After the last scheduled attempt the delivery is dead, with its error, and can be re-queued."""
         webhook_receiver.routes["/hook"] = Reply(500)
         clock = now_clock()
         store.record_poll(outcome_with([scored_item()]), clock.now(), real_payload)
         with httpx.Client() as client:
-            outbox = loop(store, {"webhook": WebhookSender(client, clock)}, [webhook_subscriber(webhook_receiver.url("/hook"))], clock, max_attempts=3)
+            outbox = loop(store, {"webhook": WebhookSender(client, clock)}, [webhook_subscriber(webhook_receiver.url("/hook"))], clock, retry_delays_seconds=(1, 1))
             for _ in range(3):
                 outbox.run_once()
                 clock.advance(60)
@@ -190,16 +190,20 @@ class TestRenderEmail:
         assert message["Bcc"] is None and "Harmless Bcc" in message["Subject"]
 
 
-class TestBackoff:
-    def test_grows_exponentially_with_bounded_jitter_and_cap(self):
-        """Each failure roughly doubles the delay, within ±20 %, up to the cap."""
-        policy = DeliverySettings(backoff_base_seconds=30, backoff_max_seconds=600)
+class TestRetrySchedule:
+    def test_default_follows_standard_webhooks_with_jitter(self):
+        """Waits are 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h within ±20 %, then no more attempts."""
+        policy = DeliverySettings()
         rng = random.Random(1)
-        delays = [backoff_seconds(n, policy, rng) for n in range(1, 8)]
-        for n, delay in enumerate(delays, 1):
-            nominal = min(600, 30 * 2 ** (n - 1))
-            assert 0.8 * nominal <= delay <= 1.2 * nominal
-        assert delays[-1] <= 720
+        nominal = [5, 300, 1800, 7200, 18000, 36000, 36000]
+        for n, expected in enumerate(nominal, 1):
+            assert 0.8 * expected <= retry_delay(n, policy, rng) <= 1.2 * expected
+        assert retry_delay(len(nominal) + 1, policy, rng) is None
+
+    def test_jitter_spreads_retries(self):
+        """Two deliveries failing together do not retry at the same instant."""
+        rng = random.Random(3)
+        assert len({round(retry_delay(1, DeliverySettings(), rng), 6) for _ in range(20)}) == 20
 
 
 @pytest.fixture(scope="module")
@@ -284,3 +288,47 @@ class TestSmtpSecurity:
             assert "check smtp.username and the password" in store.deliveries([PENDING])[0].last_error
         finally:
             server.stop()
+
+
+class TestSecretRotation:
+    def test_every_current_secret_signs(self, store, webhook_receiver):
+        """With two secrets configured, receivers holding either one verify the request."""
+        old = SECRET
+        new = "whsec_" + base64.b64encode(b"the-new-secret-after-rotation!!!").decode()
+        webhook_receiver.routes["/hook"] = Reply(200)
+        store.record_poll(outcome_with([scored_item()]), SystemClock().now(), real_payload)
+        subscriber = SubscriberSettings(name="sub-a", channel="webhook", webhook_url=webhook_receiver.url("/hook"),
+                                        webhook_secret=f"{old} {new}", allow_private_network=True)
+        with httpx.Client() as client:
+            loop(store, {"webhook": WebhookSender(client, SystemClock())}, [subscriber], SystemClock()).run_once()
+        request = webhook_receiver.requests[0]
+        assert len(request.headers["webhook-signature"].split(" ")) == 2
+        for secret in (old, new):
+            Webhook(secret).verify(request.body, request.headers)
+
+
+class TestPrivateNetworkGuard:
+    def test_literal_private_address_refused_in_config(self):
+        """A webhook_url on a private or loopback literal is a config error unless allowed."""
+        from pydantic import ValidationError
+
+        for url in ("http://127.0.0.1/hook", "http://10.1.2.3/hook", "http://169.254.169.254/latest", "http://[::1]/x", "http://localhost/x"):
+            with pytest.raises(ValidationError, match="allow_private_network"):
+                SubscriberSettings(name="s", channel="webhook", webhook_url=url, webhook_secret=SECRET)
+        SubscriberSettings(name="s", channel="webhook", webhook_url="http://10.1.2.3/hook", webhook_secret=SECRET, allow_private_network=True)
+
+    def test_name_resolving_to_loopback_refused_at_send_time(self, store, webhook_receiver):
+        """A host name that resolves to a loopback address is refused before any request is made."""
+        webhook_receiver.routes["/hook"] = Reply(200)
+        port = webhook_receiver.base_url.rsplit(":", 1)[1]
+        subscriber = SubscriberSettings.model_construct(
+            name="sub-a", channel="webhook", webhook_url=f"http://localhost:{port}/hook", webhook_secret=SubscriberSettings(
+                name="x", channel="webhook", webhook_url="https://hooks.example/x", webhook_secret=SECRET).webhook_secret,
+            allow_private_network=False, labels=("sanctions", "arms_transfer"), thresholds={}, languages=(), feed_tags=(), email_to=(),
+        )
+        clock = now_clock()
+        store.record_poll(outcome_with([scored_item()]), clock.now(), real_payload)
+        with httpx.Client() as client:
+            result = loop(store, {"webhook": WebhookSender(client, clock)}, [subscriber], clock).run_once()
+        assert result.dead == 1 and webhook_receiver.requests == []
+        assert "non-public address" in store.deliveries([DEAD])[0].last_error

@@ -52,7 +52,7 @@ connect_timeout_seconds = 1
 max_body_bytes = 100000
 
 [delivery]
-backoff_base_seconds = 0.001
+retry_delays_seconds = [0.001, 0.001, 0.001]
 
 [smtp]
 host = "127.0.0.1"
@@ -86,6 +86,7 @@ name = "casework"
 channel = "webhook"
 webhook_url = "{webhook_receiver.url('/hook')}"
 webhook_secret_env = "E2E_HOOK_SECRET"
+allow_private_network = true
 
 [[subscribers]]
 name = "analyst"
@@ -211,3 +212,20 @@ class TestFeedbackLoop:
         """A wrong alert id is a clear error, exit 1."""
         assert main(["feedback", "--config", str(world), "--alert", "99", "--sanctions", "0", "--arms-transfer", "0"]) == 1
         assert "no alert with id 99" in capsys.readouterr().err
+
+
+class TestReplay:
+    def test_replay_resends_with_same_webhook_id(self, world, webhook_receiver, capsys):
+        """'deliveries replay' sends a subscriber's delivered alerts again under their original ids."""
+        poll_once(world, capsys)
+        assert main(["deliveries", "replay", "--config", str(world), "--subscriber", "casework", "--since", "1h"]) == 0
+        assert "queued 1 delivery to casework again" in capsys.readouterr().out
+        poll_once(world, capsys)
+        ids = [r.headers["webhook-id"] for r in webhook_receiver.requests]
+        assert len(ids) == 2 and ids[0] == ids[1]
+
+    def test_replay_window_excludes_older(self, world, capsys):
+        """Only deliveries created since the given time are replayed."""
+        poll_once(world, capsys)
+        assert main(["deliveries", "replay", "--config", str(world), "--subscriber", "casework", "--since", "2999-01-01T00:00:00"]) == 0
+        assert "queued 0 deliveries" in capsys.readouterr().out

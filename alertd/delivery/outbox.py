@@ -21,6 +21,9 @@ from alertd.store import Store
 
 log = structlog.get_logger("alertd.delivery")
 
+# A receiver's Retry-After is honoured up to a day; asking for longer is treated as a day.
+MAX_RETRY_AFTER_SECONDS = 86400.0
+
 
 class Sender(Protocol):
     channel: str
@@ -39,10 +42,11 @@ class PassResult:
         return self.delivered + self.retried + self.dead
 
 
-def backoff_seconds(attempts_done: int, policy: DeliverySettings, rng: random.Random) -> float:
-    """Delay after the ``attempts_done``-th failure: base·2^(n-1), capped, ±20 % jitter."""
-    delay = min(policy.backoff_max_seconds, policy.backoff_base_seconds * 2 ** (attempts_done - 1))
-    return delay * rng.uniform(0.8, 1.2)
+def retry_delay(attempts_done: int, policy: DeliverySettings, rng: random.Random) -> float | None:
+    """Wait after the ``attempts_done``-th failure, ±20 % jitter; None when no attempt is left."""
+    if attempts_done > len(policy.retry_delays_seconds):
+        return None
+    return policy.retry_delays_seconds[attempts_done - 1] * rng.uniform(0.8, 1.2)
 
 
 class DeliveryLoop:
@@ -107,13 +111,13 @@ class DeliveryLoop:
             sender.send(delivery, subscriber)
         except DeliveryError as exc:
             attempts = delivery.attempts + 1
-            if not exc.retryable or attempts >= self._policy.max_attempts:
+            delay = retry_delay(attempts, self._policy, self._rng) if exc.retryable else None
+            if delay is None:
                 self._store.mark_failed(delivery.id, str(exc), retry_at=None)
                 bound.error("delivery_dead", attempts=attempts, error=str(exc), hint="fix the receiver, then: alertd deliveries retry")
                 return "dead"
-            delay = backoff_seconds(attempts, self._policy, self._rng)
             if exc.retry_after is not None:
-                delay = max(delay, min(exc.retry_after, self._policy.backoff_max_seconds))
+                delay = max(delay, min(exc.retry_after, MAX_RETRY_AFTER_SECONDS))
             self._store.mark_failed(delivery.id, str(exc), retry_at=self._clock.now() + timedelta(seconds=delay))
             bound.warning("delivery_retry", attempts=attempts, retry_in_seconds=round(delay, 1), error=str(exc))
             return "retry"

@@ -9,8 +9,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import json
+import socket
 from datetime import datetime
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -30,14 +33,27 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
-def signed_headers(secret: str, message_id: str, when: datetime, body: bytes) -> dict[str, str]:
+def signed_headers(secrets: str, message_id: str, when: datetime, body: bytes) -> dict[str, str]:
+    """Headers for one attempt. ``secrets`` holds one or more whsec_ secrets separated by
+    spaces; each signs, so a receiver holding either the old or the new one verifies."""
     timestamp = int(when.timestamp())
     return {
         "content-type": "application/json",
         "webhook-id": message_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(secret, message_id, timestamp, body),
+        "webhook-signature": " ".join(sign(secret, message_id, timestamp, body) for secret in secrets.split()),
     }
+
+
+def private_addresses(url: str) -> list[str]:
+    """The non-public addresses the URL's host resolves to (empty when all are public)."""
+    host = urlsplit(url).hostname or ""
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except socket.gaierror:
+        return []  # the request itself will fail with a clear error
+    addresses = {info[4][0] for info in infos}
+    return sorted(a for a in addresses if not ipaddress.ip_address(a.split("%")[0]).is_global)
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -55,6 +71,13 @@ class WebhookSender:
 
     def send(self, delivery: Delivery, subscriber: SubscriberSettings) -> None:
         assert subscriber.webhook_secret is not None
+        if not subscriber.allow_private_network:
+            private = private_addresses(subscriber.webhook_url)
+            if private:
+                raise PermanentDeliveryError(
+                    f"webhook_url resolves to non-public address {', '.join(private)}; refused to protect internal "
+                    "services (set allow_private_network = true for this subscriber if intended)"
+                )
         body = encode_body(delivery.payload)
         headers = signed_headers(subscriber.webhook_secret.get_secret_value(), delivery.message_id, self._clock.now(), body)
         try:

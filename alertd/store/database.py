@@ -286,6 +286,18 @@ class Store:
             )
         return result.rowcount
 
+    def replay(self, subscriber: str, since: datetime, now: datetime) -> int:
+        """Queue again what was delivered to ``subscriber`` since ``since``, under the same
+        webhook-ids, for a receiver that lost what it had acknowledged."""
+        d = schema.deliveries
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(d)
+                .where(d.c.subscriber == subscriber, d.c.state == DELIVERED, d.c.created_at >= since)
+                .values(state=PENDING, attempts=0, next_attempt_at=now, lease_until=None, delivered_at=None)
+            )
+        return result.rowcount
+
     def deliveries(self, states: Sequence[str] = (PENDING, DEAD), limit: int = 100) -> list[Delivery]:
         d = schema.deliveries
         with self.engine.begin() as conn:
