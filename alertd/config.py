@@ -134,6 +134,23 @@ class SubscriberSettings(_Section):
     )
     languages: tuple[str, ...] = Field((), description="Only articles in these languages (ISO 639-1); empty means all.")
     feed_tags: tuple[str, ...] = Field((), description="Only articles from feeds carrying one of these tags; empty means all.")
+    countries: tuple[str, ...] = Field(
+        (),
+        description="Only articles naming one of these states or groups: ISO 3166-1 alpha-2 codes (KP, IR, RU, ...) "
+        "or ISIL, ALQAIDA; names are recognised in all supported languages. Empty means all.",
+    )
+    include_keywords: tuple[str, ...] = Field((), description="Only articles containing one of these words or phrases (any language, case-insensitive).")
+    exclude_keywords: tuple[str, ...] = Field((), description="Never articles containing any of these words or phrases.")
+
+    @field_validator("countries")
+    @classmethod
+    def _known_countries(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        from alertd.text.gazetteer import known_codes
+
+        unknown = sorted(set(c.upper() for c in v) - known_codes())
+        if unknown:
+            raise ValueError(f"unknown country or group {', '.join(unknown)}; known: {', '.join(sorted(known_codes()))}")
+        return tuple(c.upper() for c in v)
 
     @field_validator("thresholds")
     @classmethod

@@ -39,3 +39,37 @@ class TestMatch:
         """Feed-tag filters need at least one tag in common with the feed."""
         subs = [subscriber(name="asia", feed_tags=("asia",)), subscriber(name="world", feed_tags=("world", "x"))]
         assert [a.subscriber for a in match(scored_item(), ("world",), subs, MODEL_THRESHOLDS)] == ["world"]
+
+
+class TestContentFilters:
+    def test_include_and_exclude_keywords(self):
+        """Include needs one phrase present; exclude drops on any, case-insensitively, at word boundaries."""
+        item = scored_item(title="Shadow fleet tanker seized off Malaysia")
+        subs = [
+            subscriber(name="tankers", include_keywords=("shadow FLEET",)),
+            subscriber(name="no-malaysia", exclude_keywords=("malaysia",)),
+            subscriber(name="part-of-a-word", include_keywords=("fleet tank",)),
+            subscriber(name="both", include_keywords=("seized", "nothing"), exclude_keywords=("embargo",)),
+        ]
+        assert [a.subscriber for a in match(item, (), subs, MODEL_THRESHOLDS)] == ["tankers", "both"]
+
+    def test_countries_in_any_language(self):
+        """A country filter recognises the state's name in the article's language."""
+        subs = [subscriber(name="dprk", countries=("kp",)), subscriber(name="iran", countries=("IR",))]
+        indonesian = scored_item(title="Korut kirim amunisi ke Rusia", lang="id")
+        korean = scored_item(title="北 포탄 러시아로 이송", lang="ko")
+        assert [a.subscriber for a in match(indonesian, (), subs, MODEL_THRESHOLDS)] == ["dprk"]
+        assert [a.subscriber for a in match(korean, (), subs, MODEL_THRESHOLDS)] == ["dprk"]
+
+    def test_place_names_are_not_countries(self):
+        """北京 (Beijing) does not count as North Korea."""
+        item = scored_item(title="北京举行安全会议", lang="zh")
+        assert match(item, (), [subscriber(countries=("KP",))], MODEL_THRESHOLDS) == []
+
+    def test_unknown_country_code_is_a_config_error(self):
+        """A code outside the gazetteer is refused with the list of known ones."""
+        import pytest
+        from pydantic import ValidationError
+
+        with pytest.raises(ValidationError, match="known: AE"):
+            subscriber(countries=("XX",))
