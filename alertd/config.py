@@ -190,12 +190,22 @@ def is_private_literal(host: str) -> bool:
         return False
 
 
+class HealthSettings(_Section):
+    enabled: bool = Field(False, description="Serve /healthz, /readyz and /metrics over HTTP.")
+    host: str = Field("127.0.0.1", description="Address the health listener binds to; keep it on loopback unless a firewall guards it.")
+    port: int = Field(9464, ge=0, lt=65536, description="Port of the health listener (0 picks a free one).")
+    stale_after_seconds: float = Field(
+        300.0, gt=0, description="A loop silent for longer is unhealthy: /healthz answers 503 and watchdog pings stop."
+    )
+
+
 class Settings(_Section):
     daemon: DaemonSettings = Field(default_factory=DaemonSettings, description="Process-wide behaviour.")
     http: HttpSettings = Field(default_factory=HttpSettings, description="How feeds are fetched.")
     model: ModelSettings = Field(default_factory=ModelSettings, description="Which classifier to load.")
     delivery: DeliverySettings = Field(default_factory=DeliverySettings, description="Outbox retry policy.")
     smtp: SmtpSettings = Field(default_factory=SmtpSettings, description="Mail server for email subscribers.")
+    health: HealthSettings = Field(default_factory=HealthSettings, description="Health and metrics listener.")
     feeds: tuple[FeedSettings, ...] = Field((), description="Feeds to poll.")
     subscribers: tuple[SubscriberSettings, ...] = Field((), description="Who gets alerts, and how.")
 

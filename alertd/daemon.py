@@ -25,7 +25,11 @@ from alertd.delivery.webhook import WebhookSender
 from alertd.feeds.fetch import build_http_client
 from alertd.model import RelevanceModel, load_model
 from alertd.pipeline import Pipeline, PollReport
+from alertd.errors import AlertdError
+from alertd.health import HealthServer, Heartbeats
+from alertd.metrics import Metrics
 from alertd.store import Store, open_store
+from alertd.systemd import Notifier
 
 log = structlog.get_logger("alertd.daemon")
 
@@ -84,9 +88,34 @@ def run_cycle(runtime: Runtime) -> tuple[list[PollReport], PassResult]:
 
 
 class Daemon:
-    def __init__(self, runtime: Runtime):
+    def __init__(self, runtime: Runtime, notifier: Notifier | None = None):
         self._runtime = runtime
         self._stop = threading.Event()
+        self._notifier = notifier or Notifier()
+        self._beats = Heartbeats()
+        self._started = False
+        self._metrics = Metrics()
+        self._metrics.model.info({"id": runtime.model.model_id})
+        store = runtime.store
+        self._metrics.watch_store(lambda: (store.delivery_counts(), store.oldest_pending_at()), SystemClock().now)
+
+    def problems(self) -> list[str]:
+        """Why the daemon is not healthy; empty when it is. Drives /healthz and the watchdog."""
+        limit = self._runtime.settings.health.stale_after_seconds
+        found = [
+            f"{name} loop made no progress for over {limit:.0f}s"
+            for name in self._beats.stale({"scheduler": limit, "delivery": max(limit, 3 * self._runtime.settings.daemon.delivery_interval_seconds)})
+        ]
+        try:
+            self._runtime.store.ping()
+        except AlertdError as exc:
+            found.append(str(exc))
+        return found
+
+    def _status_line(self) -> str:
+        counts = self._runtime.store.delivery_counts()
+        return (f"{len(self._runtime.settings.feeds)} feeds, outbox: {counts.get('pending', 0)} pending, "
+                f"{counts.get('dead', 0)} dead; model {self._runtime.model.model_id}")
 
     def request_stop(self, signum=None, _frame=None) -> None:
         if not self._stop.is_set():
@@ -96,6 +125,7 @@ class Daemon:
     def _deliver(self) -> None:
         try:
             self._runtime.delivery.drain(stop=self._stop.is_set)
+            self._beats.beat("delivery")
         except Exception as exc:  # noqa: BLE001 - a database hiccup must not end the loop
             log.exception("delivery_pass_crashed", error=f"{type(exc).__name__}: {exc}")
 
@@ -123,16 +153,35 @@ class Daemon:
             executor="delivery",
             next_run_time=now,
         )
+        scheduler.add_job(lambda: self._beats.beat("scheduler"), IntervalTrigger(seconds=5), id="heartbeat", next_run_time=now)
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self.request_stop)
         scheduler.start()
+        health = None
+        if settings.health.enabled:
+            health = HealthServer(settings.health.host, settings.health.port, self._metrics, self.problems,
+                                  lambda: self._started and not self._stop.is_set()).start()
+            log.info("health_listening", host=health.address[0], port=health.address[1])
+        self._started = True
+        self._notifier.ready(self._status_line())
         log.info("daemon_started", feeds=len(settings.feeds), subscribers=len(settings.subscribers), model=self._runtime.model.model_id)
         try:
+            ticks = 0
             while not self._stop.wait(1.0):
-                pass
+                ticks += 1
+                # Ping the watchdog only while the loops make progress: a wedged daemon
+                # stops pinging and systemd restarts it.
+                if self._notifier.watchdog_seconds and not self.problems():
+                    self._notifier.watchdog()
+                if ticks % 30 == 0:
+                    self._notifier.status(self._status_line())
         finally:
             log.info("daemon_stopping")
+            self._notifier.stopping()
             scheduler.shutdown(wait=True)  # in-flight polls and sends finish; nothing new starts
             self._runtime.delivery.release()
+            if health:
+                health.stop()
             self._runtime.close()
+            self._notifier.close()
             log.info("daemon_stopped")

@@ -81,3 +81,79 @@ allow_private_network = true
         )
         assert result.returncode == 3
         assert "does not match its manifest" in result.stderr and "Traceback" not in result.stderr + result.stdout
+
+
+class TestSystemdIntegration:
+    def test_notify_watchdog_health_and_stopping(self, tmp_path, http_server, webhook_receiver):
+        """Under a NOTIFY_SOCKET the daemon sends READY, STATUS and WATCHDOG pings, serves health and
+        metrics, and says STOPPING on SIGTERM."""
+        import socket as sockets
+
+        import httpx
+        from prometheus_client.parser import text_string_to_metric_families
+
+        from servers import free_port
+
+        http_server.routes["/world.xml"] = Reply(200, FEED, {"content-type": "application/rss+xml"})
+        webhook_receiver.routes["/hook"] = Reply(200)
+        notify_path = str(tmp_path / "notify.sock")
+        listener = sockets.socket(sockets.AF_UNIX, sockets.SOCK_DGRAM)
+        listener.bind(notify_path)
+        listener.settimeout(0.2)
+        port = free_port()
+        config = tmp_path / "alertd.toml"
+        config.write_text(f"""
+[daemon]
+state_dir = "{tmp_path / 'state'}"
+delivery_interval_seconds = 0.5
+log_format = "json"
+
+[health]
+enabled = true
+port = {port}
+
+[[feeds]]
+name = "world"
+url = "{http_server.url('/world.xml')}"
+interval_seconds = 60
+jitter_seconds = 0
+
+[[subscribers]]
+name = "casework"
+channel = "webhook"
+webhook_url = "{webhook_receiver.url('/hook')}"
+webhook_secret = "{SECRET}"
+allow_private_network = true
+""")
+        messages: list[str] = []
+
+        def drain_socket():
+            while True:
+                try:
+                    messages.append(listener.recv(4096).decode())
+                except OSError:
+                    return
+
+        env = {**os.environ, "NOTIFY_SOCKET": notify_path, "WATCHDOG_USEC": "2000000"}
+        process = subprocess.Popen([sys.executable, "-m", "alertd", "run", "--config", str(config)],
+                                   cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        try:
+            assert wait_for(lambda: drain_socket() or any(m.startswith("READY=1") for m in messages)), messages
+            assert "STATUS=1 feeds" in next(m for m in messages if m.startswith("READY=1"))
+            assert wait_for(lambda: drain_socket() or messages.count("WATCHDOG=1") >= 2), messages
+            assert wait_for(lambda: len(webhook_receiver.requests) == 1)
+            base = f"http://127.0.0.1:{port}"
+            assert httpx.get(base + "/healthz").json() == {"status": "ok", "problems": []}
+            assert httpx.get(base + "/readyz").status_code == 200
+            families = {f.name: f for f in text_string_to_metric_families(httpx.get(base + "/metrics").text)}
+            depth = {s.labels["state"]: s.value for s in families["alertd_outbox_deliveries"].samples}
+            assert depth["delivered"] == 1 and depth["pending"] == 0
+            process.send_signal(signal.SIGTERM)
+            output, _ = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        drain_socket()
+        listener.close()
+        assert process.returncode == 0, output
+        assert "STOPPING=1" in messages

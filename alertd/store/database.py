@@ -336,6 +336,19 @@ class Store:
         with self.engine.begin() as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
 
+    def oldest_pending_at(self) -> datetime | None:
+        d = schema.deliveries
+        with self.engine.begin() as conn:
+            return conn.execute(select(func.min(d.c.created_at)).where(d.c.state == PENDING)).scalar()
+
+    def ping(self) -> None:
+        """Raise StoreError unless the database answers."""
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database not reachable: {exc.__class__.__name__}")
+
     def recent_alerts(self, limit: int = 20) -> list[dict[str, Any]]:
         a, i, d = schema.alerts, schema.items, schema.deliveries
         query = (
