@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from alertd.domain import LABELS
 from alertd.errors import ConfigError
 
-SECRET_KEYS = ("password", "webhook_secret")
+SECRET_KEYS = ("password", "webhook_secret", "apprise_urls")
 
 
 @dataclass(frozen=True)
@@ -116,13 +116,20 @@ class FeedSettings(_Section):
 
 class SubscriberSettings(_Section):
     name: str = Field(description="Unique subscriber name.")
-    channel: Literal["email", "webhook"] = Field(description="How alerts reach this subscriber: email or webhook.")
+    channel: Literal["email", "webhook", "apprise"] = Field(
+        description="How alerts reach this subscriber: email, webhook, or apprise (chat and push services)."
+    )
     email_to: tuple[str, ...] = Field((), description="Recipients, for channel = email.")
     webhook_url: str = Field("", description="Endpoint receiving signed POSTs, for channel = webhook.")
     webhook_secret: SecretStr | None = Field(
         None,
         description="Standard Webhooks signing secret, whsec_<base64>; several separated by spaces while rotating "
         "(each signs; prefer webhook_secret_env or webhook_secret_file).",
+    )
+    apprise_urls: SecretStr | None = Field(
+        None,
+        description="Apprise URLs separated by spaces (slack://..., msteams://..., tgram://..., matrixs://...), for "
+        "channel = apprise; they embed tokens, so prefer apprise_urls_env or apprise_urls_file.",
     )
     allow_private_network: bool = Field(
         False, description="Allow a webhook_url on a private, loopback or link-local address (refused by default)."
@@ -166,6 +173,8 @@ class SubscriberSettings(_Section):
     def _channel_complete(self) -> "SubscriberSettings":
         if self.channel == "email" and not self.email_to:
             raise ValueError("channel 'email' needs email_to")
+        if self.channel == "apprise" and not (self.apprise_urls and self.apprise_urls.get_secret_value().split()):
+            raise ValueError("channel 'apprise' needs apprise_urls (or apprise_urls_env / apprise_urls_file)")
         if self.channel == "webhook":
             if not self.webhook_url.startswith(("http://", "https://")):
                 raise ValueError("channel 'webhook' needs webhook_url starting with http:// or https://")

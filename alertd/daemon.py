@@ -19,6 +19,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from alertd.clock import Clock, SystemClock
 from alertd.config import FeedSettings, Settings
+from alertd.delivery.chat import AppriseSender
 from alertd.delivery.email import SmtpSender
 from alertd.delivery.outbox import DeliveryLoop, PassResult
 from alertd.delivery.webhook import WebhookSender
@@ -62,7 +63,9 @@ def build_runtime(settings: Settings, clock: Clock | None = None, model: Relevan
         timeout=settings.delivery.webhook_timeout_seconds,
         follow_redirects=False,
     )
-    senders = {"webhook": WebhookSender(webhook_client, clock), "email": SmtpSender(settings.smtp)}
+    senders: dict = {"webhook": WebhookSender(webhook_client, clock), "email": SmtpSender(settings.smtp)}
+    if any(s.channel == "apprise" for s in settings.subscribers):
+        senders["apprise"] = AppriseSender()
     worker = f"{socket.gethostname()}:{os.getpid()}"
     pipeline = Pipeline(store, feed_client, model, http, settings.subscribers, clock)
     delivery = DeliveryLoop(store, senders, settings.subscribers, settings.delivery, clock, worker)

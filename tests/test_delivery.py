@@ -332,3 +332,38 @@ class TestPrivateNetworkGuard:
             result = loop(store, {"webhook": WebhookSender(client, clock)}, [subscriber], clock).run_once()
         assert result.dead == 1 and webhook_receiver.requests == []
         assert "non-public address" in store.deliveries([DEAD])[0].last_error
+
+
+class TestAppriseChannel:
+    def test_posts_to_apprise_json_endpoint(self, store, webhook_receiver):
+        """An apprise subscriber's alert reaches a local Apprise json:// endpoint with headline, scores and terms."""
+        import json as jsonlib
+
+        from alertd.delivery.chat import AppriseSender
+
+        webhook_receiver.routes["/chat"] = Reply(200)
+        host = webhook_receiver.base_url.removeprefix("http://")
+        subscriber = SubscriberSettings(name="sub-a", channel="apprise", apprise_urls=f"json://{host}/chat")
+        clock = now_clock()
+        store.record_poll(outcome_with([scored_item(title="Iran ships drones to Russia")], channel="apprise"), clock.now(), real_payload)
+        assert loop(store, {"apprise": AppriseSender()}, [subscriber], clock).run_once().delivered == 1
+        [request] = webhook_receiver.requests
+        message = jsonlib.loads(request.body)
+        assert "Iran ships drones to Russia" in message["title"]
+        assert "Scores:" in message["message"] and "term" in message["message"]
+
+    def test_unreachable_service_is_retried(self, store):
+        """When Apprise cannot deliver, the alert stays pending for a retry."""
+        from alertd.delivery.chat import AppriseSender
+        from servers import free_port
+
+        subscriber = SubscriberSettings(name="sub-a", channel="apprise", apprise_urls=f"json://127.0.0.1:{free_port()}/chat")
+        clock = now_clock()
+        store.record_poll(outcome_with([scored_item()], channel="apprise"), clock.now(), real_payload)
+        assert loop(store, {"apprise": AppriseSender()}, [subscriber], clock).run_once().retried == 1
+        assert "Apprise could not deliver" in store.deliveries([PENDING])[0].last_error
+
+    def test_apprise_urls_never_logged_or_printed(self):
+        """Apprise URLs carry tokens, so they are held as secrets."""
+        subscriber = SubscriberSettings(name="s", channel="apprise", apprise_urls="slack://TokenA/TokenB/TokenC")
+        assert "TokenA" not in repr(subscriber)

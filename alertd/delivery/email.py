@@ -12,7 +12,7 @@ from alertd.config import SmtpSettings, SubscriberSettings
 from alertd.domain import Delivery
 from alertd.errors import PermanentDeliveryError, RetryableDeliveryError
 
-_LABEL_NAMES = {"sanctions": "Sanctions", "arms_transfer": "Arms transfer"}
+LABEL_NAMES = {"sanctions": "Sanctions", "arms_transfer": "Arms transfer"}
 
 
 def _one_line(text: str, limit: int = 180) -> str:
@@ -23,7 +23,7 @@ def _one_line(text: str, limit: int = 180) -> str:
 def render_email(payload: dict, sender: str, recipients: tuple[str, ...]) -> EmailMessage:
     data = payload["data"]
     article = data["article"]
-    labels = ", ".join(_LABEL_NAMES.get(l, l) for l in data["matched_labels"])
+    labels = ", ".join(LABEL_NAMES.get(l, l) for l in data["matched_labels"])
     message = EmailMessage()
     message["Subject"] = _one_line(f"[alertd] {labels}: {article['title'] or article['url']}")
     message["From"] = sender
@@ -31,9 +31,9 @@ def render_email(payload: dict, sender: str, recipients: tuple[str, ...]) -> Ema
     message["Message-ID"] = make_msgid(idstring=data["webhook_id"], domain="alertd")
     message["X-Alertd-Alert-Id"] = str(data["alert_id"])
 
-    score_lines = [f"  {_LABEL_NAMES.get(l, l)}: {p:.2f}" for l, p in data["scores"].items()]
+    score_lines = [f"  {LABEL_NAMES.get(l, l)}: {p:.2f}" for l, p in data["scores"].items()]
     term_lines = [
-        f"  {_LABEL_NAMES.get(l, l)}: " + ", ".join(t for t, _ in terms) for l, terms in data["terms"].items() if terms
+        f"  {LABEL_NAMES.get(l, l)}: " + ", ".join(t for t, _ in terms) for l, terms in data["terms"].items() if terms
     ]
     plain = "\n".join(
         [
@@ -57,7 +57,7 @@ def render_email(payload: dict, sender: str, recipients: tuple[str, ...]) -> Ema
     url = article["url"]
     link = f'<a href="{e(url)}">{e(article["title"] or url)}</a>' if url.startswith(("http://", "https://")) else e(article["title"])
     rows = "".join(
-        f"<tr><td>{e(_LABEL_NAMES.get(l, l))}</td><td>{p:.2f}</td><td>{e(', '.join(t for t, _ in data['terms'].get(l, [])))}</td></tr>"
+        f"<tr><td>{e(LABEL_NAMES.get(l, l))}</td><td>{p:.2f}</td><td>{e(', '.join(t for t, _ in data['terms'].get(l, [])))}</td></tr>"
         for l, p in data["scores"].items()
     )
     message.add_alternative(
