@@ -361,7 +361,7 @@ def cmd_alerts(args) -> int:
 def cmd_deliveries(args) -> int:
     from alertd.clock import SystemClock
     from alertd.store import open_store
-    from alertd.store.database import DEAD, DELIVERED, PENDING
+    from alertd.store.database import DEAD, DELIVERED, DIGESTED, HELD, PENDING
 
     settings = load_settings(args.config)
     store = open_store(settings.database_url)
@@ -377,7 +377,7 @@ def cmd_deliveries(args) -> int:
             count = store.requeue_dead(SystemClock().now(), delivery_id=args.id, subscriber=args.subscriber)
             print(f"re-queued {count} dead deliver{'y' if count == 1 else 'ies'}")
             return 0
-        states = (PENDING, DEAD, DELIVERED) if args.all else (PENDING, DEAD)
+        states = (PENDING, HELD, DEAD, DELIVERED, DIGESTED) if args.all else (PENDING, HELD, DEAD)
         rows = store.deliveries(states)
         counts = store.delivery_counts()
     finally:

@@ -13,9 +13,11 @@ import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Any, Literal, Mapping
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
@@ -146,6 +148,15 @@ class SubscriberSettings(_Section):
         description="Only articles naming one of these states or groups: ISO 3166-1 alpha-2 codes (KP, IR, RU, ...) "
         "or ISIL, ALQAIDA; names are recognised in all supported languages. Empty means all.",
     )
+    delivery_mode: Literal["immediate", "digest"] = Field(
+        "immediate", description="immediate: one message per alert; digest: alerts gathered into one email per digest slot (email only)."
+    )
+    digest_every: Literal["hourly", "daily"] = Field("daily", description="How often a digest goes out.")
+    digest_at: dt_time = Field(dt_time(8, 0), description="Local time of the daily digest (for hourly: the minute past the hour), e.g. \"08:00\".")
+    timezone: str = Field("UTC", description="Time zone of digest_at, e.g. \"Asia/Jakarta\".")
+    max_immediate_per_hour: int = Field(
+        0, ge=0, description="At most this many immediate emails per hour; further alerts roll into the next digest. 0: no limit."
+    )
     include_keywords: tuple[str, ...] = Field((), description="Only articles containing one of these words or phrases (any language, case-insensitive).")
     exclude_keywords: tuple[str, ...] = Field((), description="Never articles containing any of these words or phrases.")
 
@@ -173,6 +184,12 @@ class SubscriberSettings(_Section):
     def _channel_complete(self) -> "SubscriberSettings":
         if self.channel == "email" and not self.email_to:
             raise ValueError("channel 'email' needs email_to")
+        if (self.delivery_mode == "digest" or self.max_immediate_per_hour) and self.channel != "email":
+            raise ValueError("digests and max_immediate_per_hour are for channel 'email'")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {self.timezone!r}; use a name like Europe/Berlin or Asia/Jakarta")
         if self.channel == "apprise" and not (self.apprise_urls and self.apprise_urls.get_secret_value().split()):
             raise ValueError("channel 'apprise' needs apprise_urls (or apprise_urls_env / apprise_urls_file)")
         if self.channel == "webhook":
@@ -227,6 +244,10 @@ class Settings(_Section):
         if duplicates:
             raise ValueError(f"duplicate {kind} name {', '.join(repr(d) for d in duplicates)}")
         return entries
+
+    @property
+    def digest_subscribers(self) -> tuple[SubscriberSettings, ...]:
+        return tuple(s for s in self.subscribers if s.delivery_mode == "digest" or s.max_immediate_per_hour)
 
     @property
     def database_url(self) -> str:

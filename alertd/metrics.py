@@ -41,7 +41,7 @@ class _OutboxCollector(Collector):
     def collect(self) -> Iterable[GaugeMetricFamily]:
         counts, oldest = self._outbox_state()
         depth = GaugeMetricFamily("alertd_outbox_deliveries", "Deliveries in the outbox, by state.", labels=["state"])
-        for state in ("pending", "delivered", "dead"):
+        for state in ("pending", "held", "delivered", "digested", "dead"):
             depth.add_metric([state], counts.get(state, 0))
         yield depth
         age = (self._clock() - oldest).total_seconds() if oldest else 0.0

@@ -7,6 +7,7 @@ so one broken feed never stops the others.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Sequence
 
 import httpx
@@ -79,10 +80,11 @@ class Pipeline:
         subscribers = list(self._subscribers.values())
         to_store = []
         alert_count = 0
+        immediate_budget = self._immediate_budget()
         for entry in scored:
             alerts = match(entry, feed.tags, subscribers, self._model.thresholds)
             alert_count += len(alerts)
-            to_store.append((entry, [NewAlert(a, self._subscribers[a.subscriber].channel) for a in alerts]))
+            to_store.append((entry, [self._new_alert(a, immediate_budget) for a in alerts]))
             if alerts:
                 bound.info(
                     "item_matched", item=entry.item.key, title=entry.item.title[:120],
@@ -95,6 +97,24 @@ class Pipeline:
         self._store.record_poll(outcome, self._clock.now(), self._payload(feed))
         bound.info("feed_polled", status=result.status, items=len(parsed.items), new_items=len(fresh), alerts=alert_count)
         return PollReport(feed.name, result.status, error, len(fresh), alert_count)
+
+    def _immediate_budget(self) -> dict[str, int]:
+        """How many more immediate emails each rate-limited subscriber may get this hour."""
+        since = self._clock.now() - timedelta(hours=1)
+        return {
+            s.name: max(0, s.max_immediate_per_hour - self._store.immediate_count_since(s.name, since))
+            for s in self._subscribers.values()
+            if s.max_immediate_per_hour and s.delivery_mode == "immediate"
+        }
+
+    def _new_alert(self, alert, budget: dict[str, int]) -> NewAlert:
+        """Hold the alert for a digest when the subscriber wants digests or is over its hourly limit."""
+        subscriber = self._subscribers[alert.subscriber]
+        held = subscriber.delivery_mode == "digest"
+        if subscriber.name in budget:
+            held = budget[subscriber.name] <= 0
+            budget[subscriber.name] -= 1
+        return NewAlert(alert, subscriber.channel, held)
 
     @staticmethod
     def _payload(feed: FeedSettings):

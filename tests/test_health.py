@@ -70,7 +70,7 @@ class TestHealthServer:
         buckets = [s for s in families["alertd_article_score"].samples if s.name.endswith("_bucket") and s.labels["le"] == "0.95"]
         assert buckets[0].value == 1
         depth = {s.labels["state"]: s.value for s in families["alertd_outbox_deliveries"].samples}
-        assert depth == {"pending": 3, "delivered": 0, "dead": 1}
+        assert depth == {"pending": 3, "held": 0, "delivered": 0, "digested": 0, "dead": 1}
         assert families["alertd_outbox_oldest_pending_age_seconds"].samples[0].value == 90
         assert families["alertd_model_info"].samples[0].labels["id"] == "alertd-tfidf-lr-test"
 

@@ -81,7 +81,14 @@ class SmtpSender:
         self._settings = settings
 
     def send(self, delivery: Delivery, subscriber: SubscriberSettings) -> None:
-        message = render_email(delivery.payload, self._settings.from_address, subscriber.email_to)
+        self.deliver(render_email(delivery.payload, self._settings.from_address, subscriber.email_to))
+
+    @property
+    def from_address(self) -> str:
+        return self._settings.from_address
+
+    def deliver(self, message: EmailMessage) -> None:
+        """One SMTP conversation; failures become retryable or permanent DeliveryErrors."""
         s = self._settings
         try:
             context = ssl.create_default_context(cafile=s.ca_file) if s.security != "none" else None

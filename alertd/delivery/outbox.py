@@ -15,6 +15,8 @@ import structlog
 
 from alertd.clock import Clock
 from alertd.config import DeliverySettings, SubscriberSettings
+from alertd.delivery.digest import latest_slot, render_digest
+from alertd.delivery.email import SmtpSender
 from alertd.domain import Delivery
 from alertd.errors import DeliveryError
 from alertd.store import Store
@@ -68,6 +70,38 @@ class DeliveryLoop:
         self._worker = worker
         self._rng = rng or random.Random()
 
+    def send_digests(self) -> int:
+        """Send each digest subscriber's alerts held since before their latest slot, one
+        email per subscriber; returns how many alerts went out. Digests are sent by one
+        delivery loop: run one daemon per database when digests are configured."""
+        digest_sender = self._senders.get("email")
+        if not isinstance(digest_sender, SmtpSender):
+            return 0
+        now = self._clock.now()
+        sent = 0
+        for subscriber in self._subscribers.values():
+            if not (subscriber.delivery_mode == "digest" or subscriber.max_immediate_per_hour):
+                continue
+            slot = latest_slot(now, subscriber.digest_every, subscriber.digest_at, subscriber.timezone)
+            held = self._store.held_for_digest(subscriber.name, slot, now)
+            if not held:
+                continue
+            ids = [d.id for d in held]
+            bound = log.bind(subscriber=subscriber.name, alerts=len(held))
+            message = render_digest([d.payload for d in held], digest_sender.from_address, subscriber.email_to, slot, subscriber.name)
+            try:
+                digest_sender.deliver(message)
+            except DeliveryError as exc:
+                attempts = held[0].attempts + 1
+                delay = retry_delay(attempts, self._policy, self._rng) if exc.retryable else None
+                self._store.mark_digest_failed(ids, str(exc), None if delay is None else now + timedelta(seconds=delay))
+                bound.warning("digest_retry" if delay is not None else "digest_dead", attempts=attempts, error=str(exc))
+                continue
+            self._store.mark_digest_sent(ids, now)
+            bound.info("digest_sent", slot=slot.isoformat())
+            sent += len(held)
+        return sent
+
     def run_once(self, stop=lambda: False) -> PassResult:
         """Claim one batch of due deliveries and attempt each, until ``stop()`` says otherwise."""
         now = self._clock.now()
@@ -87,6 +121,7 @@ class DeliveryLoop:
     def drain(self, stop=lambda: False) -> PassResult:
         """Run passes while more may be due (the last pass was full and made progress),
         or until ``stop()``; a failed row waits for its backoff, not for the next pass."""
+        self.send_digests()
         total = PassResult()
         while not stop():
             result = self.run_once(stop)

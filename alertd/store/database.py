@@ -18,6 +18,9 @@ from alertd.store import schema
 from alertd.store.migrations import migrate
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
+# A digest subscriber's alert waits as HELD until its digest slot, then becomes DIGESTED
+# (sent inside a digest email). Rows are never deleted.
+HELD, DIGESTED = "held", "digested"
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class NewAlert:
 
     alert: Alert
     channel: str
+    held: bool = False  # wait for the subscriber's next digest instead of sending now
 
 
 @dataclass(frozen=True)
@@ -183,7 +187,7 @@ class Store:
                                 channel=new_alert.channel,
                                 message_id=message_id,
                                 payload=build_payload(alert_id, message_id, scored, new_alert.alert, now),
-                                state=PENDING,
+                                state=HELD if new_alert.held else PENDING,
                                 attempts=0,
                                 next_attempt_at=now,
                                 created_at=now,
@@ -285,6 +289,40 @@ class Store:
                 update(d).where(condition).values(state=PENDING, attempts=0, next_attempt_at=now, lease_until=None)
             )
         return result.rowcount
+
+    def immediate_count_since(self, subscriber: str, since: datetime) -> int:
+        """Alerts created for ``subscriber`` since ``since`` that were not held for a digest."""
+        d = schema.deliveries
+        with self.engine.begin() as conn:
+            return conn.execute(
+                select(func.count()).where(d.c.subscriber == subscriber, d.c.created_at >= since, d.c.state.in_((PENDING, DELIVERED, DEAD)))
+            ).scalar_one()
+
+    def held_for_digest(self, subscriber: str, slot: datetime, now: datetime) -> list[Delivery]:
+        """Held alerts created before ``slot`` whose (re)try time has come, oldest first."""
+        d = schema.deliveries
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                select(d).where(d.c.subscriber == subscriber, d.c.state == HELD, d.c.created_at < slot, d.c.next_attempt_at <= now)
+                .order_by(d.c.id)
+            ).mappings().all()
+        return [_delivery(r) for r in rows]
+
+    def mark_digest_sent(self, ids: Sequence[int], now: datetime) -> None:
+        d = schema.deliveries
+        with self.engine.begin() as conn:
+            conn.execute(update(d).where(d.c.id.in_(list(ids))).values(state=DIGESTED, delivered_at=now, attempts=d.c.attempts + 1, last_error=None))
+
+    def mark_digest_failed(self, ids: Sequence[int], error: str, retry_at: datetime | None) -> None:
+        """A failed digest: every alert in it is retried together, or dead-lettered together."""
+        d = schema.deliveries
+        values: dict[str, Any] = {"attempts": d.c.attempts + 1, "last_error": error[:2000]}
+        if retry_at is None:
+            values["state"] = DEAD
+        else:
+            values["next_attempt_at"] = retry_at
+        with self.engine.begin() as conn:
+            conn.execute(update(d).where(d.c.id.in_(list(ids))).values(**values))
 
     def replay(self, subscriber: str, since: datetime, now: datetime) -> int:
         """Queue again what was delivered to ``subscriber`` since ``since``, under the same
