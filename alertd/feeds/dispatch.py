@@ -36,12 +36,12 @@ class Dispatcher:
 
     def _start(self, feed: FeedSettings) -> Future | None:
         """Start polling ``feed`` if a worker and a slot on its host are free."""
+        url, disabled = self._target(feed)
         with self._lock:
-            if feed.name in self._in_flight or len(self._in_flight) >= self._workers:
-                return None
-            url, disabled = self._target(feed)
             if disabled:
                 self.next_poll[feed.name] = None
+                return None
+            if feed.name in self._in_flight or len(self._in_flight) >= self._workers:
                 return None
             host = host_of(url)
             if not self._hosts.try_acquire(host):
