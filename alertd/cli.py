@@ -51,7 +51,9 @@ def _parser() -> argparse.ArgumentParser:
         return p
 
     with_config(sub.add_parser("run", help="run the daemon until SIGTERM/SIGINT")).set_defaults(handler=cmd_run)
-    with_config(sub.add_parser("poll-once", help="poll every feed once, deliver what is due, exit")).set_defaults(handler=cmd_poll_once)
+    poll_once = with_config(sub.add_parser("poll-once", help="poll every feed once, deliver what is due, exit"))
+    poll_once.add_argument("--due-only", action="store_true", help="poll only feeds whose next poll time has come (for cron)")
+    poll_once.set_defaults(handler=cmd_poll_once)
     with_config(sub.add_parser("check-config", help="validate the configuration; exit 2 when invalid")).set_defaults(handler=cmd_check_config)
 
     score = sub.add_parser("score", help="score one article or a JSONL batch")
@@ -87,7 +89,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--report", type=Path, default=None, help="write an HTML report with PR curves and confusion matrices here")
     evaluate.set_defaults(handler=cmd_evaluate)
 
-    feeds = with_config(sub.add_parser("feeds", help="status of each feed"))
+    feeds = with_config(sub.add_parser("feeds", help="status and health of each feed; 'import FILE.opml' or 'export' the list"))
+    feeds.add_argument("action", nargs="?", choices=["list", "import", "export"], default="list")
+    feeds.add_argument("file", nargs="?", type=Path, help="with import: the OPML file to add to the config")
     feeds.add_argument("--json", action="store_true")
     feeds.set_defaults(handler=cmd_feeds)
 
@@ -140,7 +144,7 @@ def cmd_poll_once(args) -> int:
     settings = _settings(args)
     runtime = build_runtime(settings)
     try:
-        reports, delivered = run_cycle(runtime)
+        reports, delivered = run_cycle(runtime, due_only=args.due_only)
     finally:
         runtime.close()
     failed = [r for r in reports if r.error]
@@ -310,6 +314,14 @@ def _when(value) -> str:
 
 
 def cmd_feeds(args) -> int:
+    if args.action == "import":
+        return _feeds_import(args)
+    if args.action == "export":
+        from alertd.feeds.opml import OpmlFeed, render_opml
+
+        settings = load_settings(args.config)
+        print(render_opml([OpmlFeed(f.name, f.url, f.name, f.language, f.tags) for f in settings.feeds]), end="")
+        return 0
     from alertd.store import open_store
 
     settings = load_settings(args.config)
@@ -319,23 +331,60 @@ def cmd_feeds(args) -> int:
     rows = []
     for feed in settings.feeds:
         s = states.get(feed.name)
+        current = s is not None and (s.configured_url or s.url) == feed.url
+        health = "new"
+        if current:
+            health = "disabled" if s.disabled_reason else ("healthy" if s.healthy else "UNHEALTHY")
         rows.append(
             {
                 "name": feed.name,
-                "url": feed.url,
+                "url": s.url if current else feed.url,
+                "health": health,
                 "last_poll": _when(s.last_polled_at) if s else "never",
                 "last_success": _when(s.last_success_at) if s else "never",
+                "next_poll": _when(s.next_poll_at) if current and not s.disabled_reason else "-",
                 "status": s.last_status if s and s.last_status else "-",
                 "items": s.items_total if s else 0,
                 "failures": s.consecutive_failures if s else 0,
-                "error": (s.last_error or "") if s else "",
+                "failure": (s.last_failure or "") if s else "",
+                "error": (s.disabled_reason or s.last_error or "") if s else "",
             }
         )
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
     else:
-        print(_table([[r[k] for k in ("name", "last_poll", "status", "items", "failures", "error")] for r in rows],
-                     ["FEED", "LAST POLL (UTC)", "HTTP", "ITEMS", "FAILURES", "LAST ERROR"]))
+        print(_table([[r[k] for k in ("name", "health", "last_poll", "next_poll", "status", "items", "failures", "error")] for r in rows],
+                     ["FEED", "HEALTH", "LAST POLL (UTC)", "NEXT POLL (UTC)", "HTTP", "ITEMS", "FAILURES", "LAST ERROR"]))
+    return 0
+
+
+def _feeds_import(args) -> int:
+    """Append the OPML file's feeds that are not configured yet to the config file, validated first."""
+    from alertd.feeds.opml import parse_opml, toml_entries
+
+    if args.file is None:
+        raise AlertdError("give the OPML file: alertd feeds import FILE.opml")
+    settings = load_settings(args.config)
+    try:
+        data = args.file.read_bytes()
+    except OSError as exc:
+        raise AlertdError(f"cannot read {args.file}: {exc.strerror}")
+    known_urls = {f.url for f in settings.feeds}
+    found = parse_opml(data, taken=[f.name for f in settings.feeds])
+    new = [f for f in found if f.url not in known_urls]
+    if not new:
+        print(f"{args.file}: {len(found)} feeds, all already configured")
+        return 0
+    config = Path(args.config)
+    updated = config.read_text(encoding="utf-8").rstrip("\n") + f"\n\n# imported from {args.file.name}\n" + toml_entries(new)
+    candidate = config.with_name(config.name + ".importing")
+    candidate.write_text(updated, encoding="utf-8")
+    try:
+        load_settings(candidate)
+        candidate.replace(config)  # atomic: the config is either the old one or the complete new one
+    finally:
+        candidate.unlink(missing_ok=True)
+    print(f"{args.file}: added {len(new)} feeds to {config} ({len(found) - len(new)} already configured)")
     return 0
 
 
@@ -351,10 +400,11 @@ def cmd_alerts(args) -> int:
         return 0
     rows = [
         [a["id"], _when(a["created_at"]), a["subscriber"], a["state"],
-         " ".join(f"{k[:4]}={v:.2f}" for k, v in a["scores"]["scores"].items()), a["lang"] or "-", a["title"][:70]]
+         " ".join(f"{k[:4]}={v:.2f}" for k, v in a["scores"]["scores"].items()), a["lang"] or "-", a["title"][:70],
+         ", ".join(a["also_reported_by"]) or "-"]
         for a in alerts
     ]
-    print(_table(rows, ["ALERT", "CREATED (UTC)", "SUBSCRIBER", "DELIVERY", "SCORES", "LANG", "TITLE"]))
+    print(_table(rows, ["ALERT", "CREATED (UTC)", "SUBSCRIBER", "DELIVERY", "SCORES", "LANG", "TITLE", "ALSO REPORTED BY"]))
     return 0
 
 

@@ -55,7 +55,41 @@ class DaemonSettings(_Section):
     log_format: Literal["auto", "json", "console"] = Field(
         "auto", description="auto: JSON when stdout is not a terminal (journald), readable console output on a terminal."
     )
-    poll_workers: int = Field(4, ge=1, le=64, description="Feeds polled at the same time.")
+    poll_workers: int = Field(4, ge=1, le=256, description="Feeds polled at the same time, over all hosts (at most this many feed requests in flight).")
+
+
+class PollingSettings(_Section):
+    min_interval_seconds: float = Field(
+        60.0, ge=1, description="No feed is polled more often than this, whatever its interval or the server's cache headers say."
+    )
+    max_interval_seconds: float = Field(
+        6 * 3600.0, ge=1, description="Cache-Control max-age, Expires and <ttl> may lengthen a feed's interval up to this, never more."
+    )
+    backoff_max_seconds: float = Field(
+        86400.0, ge=1, description="Cap on the delay after consecutive failures (doubling from the feed's interval) and on Retry-After."
+    )
+    unhealthy_after_failures: int = Field(
+        5, ge=1, description="Consecutive failures after which a feed is marked unhealthy, logged at warning and reported to operators."
+    )
+    per_host_connections: int = Field(2, ge=1, le=16, description="Requests in flight at once to any one host (feeds and article pages).")
+
+
+class ArticleSettings(_Section):
+    min_summary_chars: int = Field(
+        200, ge=0, description="Fetch the article page when the feed's summary is shorter than this many characters; 0 turns this off."
+    )
+    max_pages_per_poll: int = Field(
+        10, ge=0, description="Article pages fetched per feed poll at most; items beyond it are scored on their summary."
+    )
+    cache_days: float = Field(7.0, gt=0, description="How long an extracted article text (or a failure to get one) is kept and reused for the same URL.")
+
+
+class StorySettings(_Section):
+    enabled: bool = Field(True, description="Group near-duplicate articles into stories and alert each subscriber once per story.")
+    similarity_threshold: float = Field(
+        0.5, gt=0, le=1, description="Estimated Jaccard similarity of character shingles above which two articles are the same story."
+    )
+    window_hours: float = Field(72.0, gt=0, description="An article joins a story only if the story was last reported within this many hours.")
 
 
 class HttpSettings(_Section):
@@ -107,6 +141,7 @@ class FeedSettings(_Section):
     jitter_seconds: float = Field(30.0, ge=0, description="Random delay added to each poll so feeds do not fire together.")
     tags: tuple[str, ...] = Field((), description="Free labels that subscribers can filter on.")
     language: str | None = Field(None, description="ISO 639-1 hint used when an item's language cannot be detected.")
+    full_text: bool = Field(False, description="Always fetch each new item's article page and score its main text, whatever the summary's length.")
 
     @field_validator("url")
     @classmethod
@@ -169,6 +204,7 @@ class SubscriberSettings(_Section):
         if unknown:
             raise ValueError(f"unknown country or group {', '.join(unknown)}; known: {', '.join(sorted(known_codes()))}")
         return tuple(c.upper() for c in v)
+    operator: bool = Field(False, description="Also receive 'feed broken' and 'feed recovered' notices about feed health.")
 
     @field_validator("thresholds")
     @classmethod
@@ -228,6 +264,9 @@ class HealthSettings(_Section):
 class Settings(_Section):
     daemon: DaemonSettings = Field(default_factory=DaemonSettings, description="Process-wide behaviour.")
     http: HttpSettings = Field(default_factory=HttpSettings, description="How feeds are fetched.")
+    polling: PollingSettings = Field(default_factory=PollingSettings, description="When feeds are polled, backoff and health.")
+    articles: ArticleSettings = Field(default_factory=ArticleSettings, description="Fetching article pages for their full text.")
+    stories: StorySettings = Field(default_factory=StorySettings, description="Near-duplicate clustering: one alert per story.")
     model: ModelSettings = Field(default_factory=ModelSettings, description="Which classifier to load.")
     delivery: DeliverySettings = Field(default_factory=DeliverySettings, description="Outbox retry policy.")
     smtp: SmtpSettings = Field(default_factory=SmtpSettings, description="Mail server for email subscribers.")

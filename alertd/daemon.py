@@ -7,7 +7,6 @@ import random
 import signal
 import socket
 import threading
-from concurrent.futures import ThreadPoolExecutor as Pool
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -23,7 +22,9 @@ from alertd.delivery.chat import AppriseSender
 from alertd.delivery.email import SmtpSender
 from alertd.delivery.outbox import DeliveryLoop, PassResult
 from alertd.delivery.webhook import WebhookSender
+from alertd.feeds.dispatch import Dispatcher
 from alertd.feeds.fetch import build_http_client
+from alertd.feeds.hosts import HostSlots
 from alertd.model import RelevanceModel, load_model
 from alertd.pipeline import Pipeline, PollReport
 from alertd.errors import AlertdError
@@ -33,6 +34,8 @@ from alertd.store import Store, open_store
 from alertd.systemd import Notifier
 
 log = structlog.get_logger("alertd.daemon")
+
+DISPATCH_TICK_SECONDS = 1.0  # how often due feeds are looked for; polls themselves run on the dispatcher's workers
 
 
 @dataclass
@@ -45,8 +48,11 @@ class Runtime:
     pipeline: Pipeline
     delivery: DeliveryLoop
     clients: tuple[httpx.Client, ...]
+    dispatcher: Dispatcher
+    clock: Clock
 
     def close(self) -> None:
+        self.dispatcher.shutdown()
         for client in self.clients:
             client.close()
         self.store.close()
@@ -57,7 +63,10 @@ def build_runtime(settings: Settings, clock: Clock | None = None, model: Relevan
     model = model or load_model(settings.model.path)
     store = open_store(settings.database_url)
     http = settings.http
-    feed_client = build_http_client(http.user_agent, http.connect_timeout_seconds, http.read_timeout_seconds)
+    workers = settings.daemon.poll_workers
+    feed_client = build_http_client(
+        http.user_agent, http.connect_timeout_seconds, http.read_timeout_seconds, max_connections=workers * settings.polling.per_host_connections
+    )
     webhook_client = httpx.Client(
         headers={"User-Agent": http.user_agent},
         timeout=settings.delivery.webhook_timeout_seconds,
@@ -67,26 +76,35 @@ def build_runtime(settings: Settings, clock: Clock | None = None, model: Relevan
     if any(s.channel == "apprise" for s in settings.subscribers):
         senders["apprise"] = AppriseSender()
     worker = f"{socket.gethostname()}:{os.getpid()}"
-    pipeline = Pipeline(store, feed_client, model, http, settings.subscribers, clock)
+    hosts = HostSlots(settings.polling.per_host_connections)
+    pipeline = Pipeline(store, feed_client, model, settings, clock, hosts)
     delivery = DeliveryLoop(store, senders, settings.subscribers, settings.delivery, clock, worker)
+    dispatcher = Dispatcher(lambda feed: poll_safely(pipeline, feed, clock), pipeline.target, workers, hosts)
     log.info("runtime_ready", model=model.model_id, feeds=len(settings.feeds), subscribers=len(settings.subscribers))
-    return Runtime(settings, store, model, pipeline, delivery, (feed_client, webhook_client))
+    return Runtime(settings, store, model, pipeline, delivery, (feed_client, webhook_client), dispatcher, clock)
 
 
-def poll_safely(pipeline: Pipeline, feed: FeedSettings) -> PollReport:
+def poll_safely(pipeline: Pipeline, feed: FeedSettings, clock: Clock) -> PollReport:
     """A bug triggered by one feed is logged against that feed and never ends the cycle."""
     try:
         return pipeline.poll(feed)
     except Exception as exc:  # noqa: BLE001 - the daemon must outlive any single feed
         log.exception("feed_poll_crashed", feed=feed.name, error=f"{type(exc).__name__}: {exc}")
-        return PollReport(feed.name, None, f"internal error: {type(exc).__name__}")
+        retry = clock.now() + timedelta(seconds=feed.interval_seconds)
+        return PollReport(feed.name, None, f"internal error: {type(exc).__name__}", failure="internal_error", next_poll_at=retry)
 
 
-def run_cycle(runtime: Runtime) -> tuple[list[PollReport], PassResult]:
-    """Poll every feed once (in parallel, bounded), then deliver everything due."""
-    feeds = runtime.settings.feeds
-    with Pool(max_workers=runtime.settings.daemon.poll_workers) as pool:
-        reports = list(pool.map(lambda f: poll_safely(runtime.pipeline, f), feeds))
+def run_cycle(runtime: Runtime, due_only: bool = False) -> tuple[list[PollReport], PassResult]:
+    """Poll every feed once (or, with ``due_only``, those whose next poll time has come),
+    within the overall and per-host limits, then deliver everything due."""
+    feeds = list(runtime.settings.feeds)
+    if due_only:
+        now = runtime.clock.now()
+        states = {s.name: s for s in runtime.store.feed_states()}
+        feeds = [f for f in feeds if f.name not in states or states[f.name].next_poll_at is None or states[f.name].next_poll_at <= now]
+    reports = runtime.dispatcher.poll_all(feeds)
+    if runtime.settings.stories.enabled:
+        runtime.store.prune_story_index(runtime.clock.now() - timedelta(hours=runtime.settings.stories.window_hours))
     return reports, runtime.delivery.drain()
 
 
@@ -132,23 +150,44 @@ class Daemon:
         except Exception as exc:  # noqa: BLE001 - a database hiccup must not end the loop
             log.exception("delivery_pass_crashed", error=f"{type(exc).__name__}: {exc}")
 
+    def _dispatch(self) -> None:
+        if self._stop.is_set():
+            return
+        try:
+            self._runtime.dispatcher.dispatch_due(self._runtime.settings.feeds, self._runtime.clock.now())
+            self._beats.beat("scheduler")
+        except Exception as exc:  # noqa: BLE001 - a database hiccup must not end the loop
+            log.exception("dispatch_crashed", error=f"{type(exc).__name__}: {exc}")
+
+    def _prune(self) -> None:
+        settings = self._runtime.settings
+        if settings.stories.enabled:
+            try:
+                self._runtime.store.prune_story_index(self._runtime.clock.now() - timedelta(hours=settings.stories.window_hours))
+            except Exception as exc:  # noqa: BLE001
+                log.exception("prune_crashed", error=f"{type(exc).__name__}: {exc}")
+
     def run(self) -> None:
         settings = self._runtime.settings
         scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(settings.daemon.poll_workers), "delivery": ThreadPoolExecutor(1)},
+            executors={"dispatch": ThreadPoolExecutor(1), "delivery": ThreadPoolExecutor(1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
             timezone="UTC",
         )
-        now = SystemClock().now()
+        runtime = self._runtime
+        now = runtime.clock.now()
+        states = {s.name: s for s in runtime.store.feed_states()}
+        rng = random.Random()
         for feed in settings.feeds:
-            scheduler.add_job(
-                poll_safely,
-                IntervalTrigger(seconds=feed.interval_seconds, jitter=feed.jitter_seconds or None),
-                args=(self._runtime.pipeline, feed),
-                id=f"feed:{feed.name}",
-                # spread the first polls so a restart does not hit every outlet at once
-                next_run_time=now + timedelta(seconds=random.uniform(0, min(feed.jitter_seconds, feed.interval_seconds))),
-            )
+            state = states.get(feed.name)
+            # resume the stored schedule; a feed never polled starts within its jitter, so a
+            # restart does not hit every outlet at once
+            first = now + timedelta(seconds=rng.uniform(0, min(feed.jitter_seconds, feed.interval_seconds)))
+            runtime.dispatcher.next_poll[feed.name] = max(state.next_poll_at, now) if state and state.next_poll_at else first
+        scheduler.add_job(self._dispatch, IntervalTrigger(seconds=DISPATCH_TICK_SECONDS), id="dispatch", executor="dispatch", next_run_time=now)
+        scheduler.add_job(
+            self._prune, IntervalTrigger(hours=1), id="prune", executor="dispatch", next_run_time=now + timedelta(minutes=1)
+        )
         scheduler.add_job(
             self._deliver,
             IntervalTrigger(seconds=settings.daemon.delivery_interval_seconds),
@@ -156,7 +195,6 @@ class Daemon:
             executor="delivery",
             next_run_time=now,
         )
-        scheduler.add_job(lambda: self._beats.beat("scheduler"), IntervalTrigger(seconds=5), id="heartbeat", next_run_time=now)
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self.request_stop)
         scheduler.start()
@@ -181,7 +219,7 @@ class Daemon:
         finally:
             log.info("daemon_stopping")
             self._notifier.stopping()
-            scheduler.shutdown(wait=True)  # in-flight polls and sends finish; nothing new starts
+            scheduler.shutdown(wait=True)  # nothing new starts; in-flight polls finish in close() below
             self._runtime.delivery.release()
             if health:
                 health.stop()

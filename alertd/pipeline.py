@@ -1,28 +1,37 @@
-"""One poll of one feed, start to end: fetch → parse → drop seen → score → match → store.
+"""One poll of one feed, start to end: fetch → parse → drop seen → page text → clean →
+language → score → match → one transaction (items, stories, alerts, outbox rows, feed
+state with its next poll time, cached page texts, operator notices).
 
-Nothing here raises for a bad feed: the failure is recorded on the feed and logged,
-so one broken feed never stops the others.
+Nothing here raises for a bad feed: the failure is recorded on the feed with its kind,
+logged under a specific event name, and the feed backs off; one broken feed never stops
+the others.
 """
 
 from __future__ import annotations
 
+import random
+import uuid
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Sequence
+from datetime import datetime, timedelta
 
 import httpx
 import structlog
 
 from alertd.clock import Clock
-from alertd.config import FeedSettings, HttpSettings, SubscriberSettings
-from alertd.delivery.payload import alert_payload
+from alertd.config import FeedSettings, Settings
+from alertd.delivery.payload import NOTICE_RECOVERED, NOTICE_UNHEALTHY, alert_payload, notice_payload
 from alertd.domain import Article, ScoredItem
 from alertd.feeds.fetch import FetchLimits, Validators, fetch
-from alertd.feeds.parse import parse_feed
+from alertd.feeds.hosts import HostSlots, host_of
+from alertd.feeds.pages import PageFetcher
+from alertd.feeds.parse import ParsedFeed, parse_feed
+from alertd.feeds.schedule import PollPolicy, next_poll_at, next_poll_delay
 from alertd.matching import match
 from alertd.model import RelevanceModel
+from alertd.stories import StoryMatcher, signature
 from alertd.store import Store
-from alertd.store.database import NewAlert, PollOutcome
+from alertd.store.database import FeedState, NewAlert, NewNotice, PollOutcome
+from alertd.text.clean import clean_article_text
 from alertd.text.language import detect_language
 
 log = structlog.get_logger("alertd.poll")
@@ -35,6 +44,25 @@ class PollReport:
     error: str | None = None
     new_items: int = 0
     alerts: int = 0
+    failure: str | None = None
+    next_poll_at: datetime | None = None  # None: the feed is disabled
+    alerts_merged: int = 0
+
+
+@dataclass(frozen=True)
+class _Target:
+    """Which URL to poll and with which validators: the stored (possibly redirected) address
+    while the config still names the same feed, else the config's, from scratch."""
+
+    url: str
+    validators: Validators
+    disabled_reason: str | None
+
+    @classmethod
+    def of(cls, feed: FeedSettings, state: FeedState | None) -> "_Target":
+        if state and (state.configured_url or state.url) == feed.url:
+            return cls(state.url, Validators(state.etag, state.last_modified), state.disabled_reason)
+        return cls(feed.url, Validators(), None)
 
 
 class Pipeline:
@@ -43,60 +71,131 @@ class Pipeline:
         store: Store,
         client: httpx.Client,
         model: RelevanceModel,
-        http: HttpSettings,
-        subscribers: Sequence[SubscriberSettings],
+        settings: Settings,
         clock: Clock,
+        hosts: HostSlots | None = None,
+        rng: random.Random | None = None,
     ):
         self._store = store
         self._client = client
         self._model = model
-        self._limits = FetchLimits(http.max_body_bytes, http.total_timeout_seconds)
-        self._subscribers = {s.name: s for s in subscribers}
+        self._settings = settings
+        self._limits = FetchLimits(settings.http.max_body_bytes, settings.http.total_timeout_seconds)
+        self._subscribers = {s.name: s for s in settings.subscribers}
+        self._operators = [s for s in settings.subscribers if s.operator]
         self._clock = clock
+        self._rng = rng or random.Random()
+        self.hosts = hosts or HostSlots(settings.polling.per_host_connections)
+        polling = settings.polling
+        self._policy = PollPolicy(polling.min_interval_seconds, polling.max_interval_seconds, polling.backoff_max_seconds)
+        self._stories = StoryMatcher(settings.stories.similarity_threshold, timedelta(hours=settings.stories.window_hours)) if settings.stories.enabled else None
+        self._pages = PageFetcher(store, client, self._limits, self.hosts, clock, settings.articles)
+
+    def target(self, feed: FeedSettings) -> tuple[str, str | None]:
+        """The URL the next poll will fetch and, when the feed is disabled, why."""
+        target = _Target.of(feed, self._store.feed_state(feed.name))
+        return target.url, target.disabled_reason
 
     def poll(self, feed: FeedSettings) -> PollReport:
         bound = log.bind(feed=feed.name)
         state = self._store.feed_state(feed.name)
-        validators = Validators(state.etag, state.last_modified) if state and state.url == feed.url else Validators()
-        result = fetch(self._client, feed.url, validators, self._limits)
-        if result.error:
-            self._store.record_poll(PollOutcome(feed.name, feed.url, result.status, result.error), self._clock.now(), self._payload(feed))
-            failures = (state.consecutive_failures if state else 0) + 1
-            bound.warning("feed_fetch_failed", status=result.status, error=result.error, consecutive_failures=failures)
-            return PollReport(feed.name, result.status, result.error)
-        if result.not_modified:
-            self._store.record_poll(PollOutcome(feed.name, feed.url, 304, None, validators.etag, validators.last_modified), self._clock.now(), self._payload(feed))
-            bound.debug("feed_not_modified")
-            return PollReport(feed.name, 304)
+        target = _Target.of(feed, state)
+        if target.disabled_reason:
+            return PollReport(feed.name, state.last_status if state else None, target.disabled_reason, failure="gone")
+        result = fetch(self._client, target.url, target.validators, self._limits)
+        now = self._clock.now()
+        url = target.url
+        if result.permanent_redirect and result.permanent_redirect != url and result.failure is None:
+            bound.info("feed_moved", old_url=url, new_url=result.permanent_redirect, status=result.status)
+            url = result.permanent_redirect
 
-        parsed = parse_feed(result.body or b"", result.content_type, feed.language)
-        if parsed.problem:
-            bound.warning("feed_malformed", reason=parsed.problem, items_parsed=len(parsed.items))
-        error = parsed.problem if not parsed.items else None
+        parsed: ParsedFeed | None = None
+        failure, error = result.failure, result.error
+        if not error and not result.not_modified:
+            parsed = parse_feed(result.body or b"", result.content_type, feed.language)
+            if parsed.encoding_repaired:
+                bound.info("feed_encoding_repaired", encoding=parsed.encoding, declared_content_type=result.content_type)
+            if parsed.problem and not parsed.items:
+                failure, error = ("not_a_feed" if "not a feed" in parsed.problem or "not an RSS" in parsed.problem else "malformed"), parsed.problem
+            elif parsed.problem:
+                bound.warning("feed_malformed", reason=parsed.problem, items_parsed=len(parsed.items))
+
+        failures = (state.consecutive_failures if state else 0) + 1 if failure else 0
+        was_healthy = state.healthy if state else True
+        healthy = failure != "gone" and failures < self._settings.polling.unhealthy_after_failures
+        delay = next_poll_delay(
+            interval=feed.interval_seconds, jitter=feed.jitter_seconds, failures=failures, failure=failure, cache=result.cache,
+            ttl_minutes=parsed.ttl_minutes if parsed else None, now=now, policy=self._policy, rng=self._rng,
+        )
+        when = next_poll_at(now, delay)
+        notices = self._health_notices(bound, feed, url, was_healthy, healthy, failures, failure, error, now)
+        common = dict(
+            configured_url=feed.url, failure=failure, next_poll_at=when, healthy=healthy, notices=notices,
+            disabled_reason="HTTP 410 Gone: the publisher removed this feed" if failure == "gone" else None,
+        )
+
+        if failure:
+            level = bound.error if failure == "gone" else bound.warning
+            level(f"feed_{failure}", status=result.status, error=error, consecutive_failures=failures,
+                  retry_in_seconds=round(delay, 1) if delay is not None else None, url=url)
+            outcome = PollOutcome(feed.name, url, result.status, error, target.validators.etag, target.validators.last_modified, **common)
+            self._store.record_poll(outcome, now, self._payload(feed))
+            return PollReport(feed.name, result.status, error, failure=failure, next_poll_at=when)
+        if result.not_modified or parsed is None:
+            outcome = PollOutcome(feed.name, url, 304, None, target.validators.etag, target.validators.last_modified, **common)
+            self._store.record_poll(outcome, now, self._payload(feed))
+            bound.debug("feed_not_modified", next_poll_in_seconds=round(delay or 0, 1))
+            return PollReport(feed.name, 304, next_poll_at=when)
+
         known = self._store.known_item_keys(feed.name, [i.key for i in parsed.items])
-        fresh = [i for i in parsed.items if i.key not in known]
-        articles = [Article(i.title, i.summary, detect_language(f"{i.title}\n{i.summary}", i.lang_hint)) for i in fresh]
+        fresh = list({i.key: i for i in parsed.items if i.key not in known}.values())
+        pages = self._pages.texts_for(fresh, feed, host_of(url))
+        articles = []
+        for item in fresh:
+            text = clean_article_text(pages.texts.get(item.key, item.summary))
+            articles.append(Article(item.title, text, detect_language(f"{item.title}\n{text}", item.lang_hint)))
         scored = [ScoredItem(feed.name, i, a, s) for i, a, s in zip(fresh, articles, self._model.score(articles))]
-        subscribers = list(self._subscribers.values())
         to_store = []
-        alert_count = 0
         immediate_budget = self._immediate_budget()
         for entry in scored:
-            alerts = match(entry, feed.tags, subscribers, self._model.thresholds)
-            alert_count += len(alerts)
+            alerts = match(entry, feed.tags, list(self._subscribers.values()), self._model.thresholds)
             to_store.append((entry, [self._new_alert(a, immediate_budget) for a in alerts]))
+        fingerprints = {e.item.key: signature(e.item.title, e.article.text) for e in scored} if self._stories else {}
+        outcome = PollOutcome(
+            feed.name, url, result.status, None, result.validators.etag, result.validators.last_modified, to_store,
+            fingerprints=fingerprints, article_texts=pages.to_cache, **common,
+        )
+        recorded = self._store.record_poll(outcome, now, self._payload(feed), self._stories)
+        alert_count = len(recorded.delivery_ids) - len(notices)
+        for entry, alerts in to_store:
             if alerts:
                 bound.info(
                     "item_matched", item=entry.item.key, title=entry.item.title[:120],
                     scores={k: round(v, 3) for k, v in entry.scores.probabilities.items()},
-                    subscribers=[a.subscriber for a in alerts],
+                    subscribers=[a.alert.subscriber for a in alerts],
                 )
-        outcome = PollOutcome(
-            feed.name, feed.url, result.status, error, result.validators.etag, result.validators.last_modified, to_store
-        )
-        self._store.record_poll(outcome, self._clock.now(), self._payload(feed))
-        bound.info("feed_polled", status=result.status, items=len(parsed.items), new_items=len(fresh), alerts=alert_count)
-        return PollReport(feed.name, result.status, error, len(fresh), alert_count)
+        if recorded.alerts_merged:
+            bound.info("alerts_merged_into_story", alerts_merged=recorded.alerts_merged, items_joined_story=recorded.items_joined_story)
+        bound.info("feed_polled", status=result.status, items=len(parsed.items), new_items=recorded.new_items, alerts=alert_count,
+                   pages_fetched=len(pages.to_cache), next_poll_in_seconds=round(delay or 0, 1))
+        return PollReport(feed.name, result.status, None, recorded.new_items, alert_count, next_poll_at=when, alerts_merged=recorded.alerts_merged)
+
+    def _health_notices(self, bound, feed: FeedSettings, url: str, was_healthy: bool, healthy: bool, failures: int,
+                        failure: str | None, error: str | None, now: datetime) -> list[NewNotice]:
+        if was_healthy == healthy:
+            return []
+        if healthy:
+            bound.info("feed_recovered")
+            event = NOTICE_RECOVERED
+        else:
+            bound.warning("feed_unhealthy", consecutive_failures=failures, failure=failure, error=error)
+            event = NOTICE_UNHEALTHY
+        notices = []
+        for operator in self._operators:
+            message_id = f"msg_{uuid.uuid4().hex}"
+            payload = notice_payload(message_id, event, operator.name, feed.name, url, failures, failure, error, now)
+            notices.append(NewNotice(operator.name, operator.channel, message_id, payload))
+        return notices
 
     def _immediate_budget(self) -> dict[str, int]:
         """How many more immediate emails each rate-limited subscriber may get this hour."""
@@ -122,3 +221,5 @@ class Pipeline:
             return alert_payload(alert_id, message_id, scored, alert, feed.tags, now)
 
         return build
+
+

@@ -48,6 +48,12 @@ state_dir = "{tmp_path / 'state'}"
 delivery_interval_seconds = 0.2
 log_format = "json"
 
+[articles]
+min_summary_chars = 0
+
+[stories]
+enabled = false  # thirty near-identical items must stay thirty alerts here
+
 [delivery]
 lease_seconds = 2
 batch_size = 5

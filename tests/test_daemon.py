@@ -37,6 +37,12 @@ state_dir = "{tmp_path / 'state'}"
 delivery_interval_seconds = 0.2
 log_format = "json"
 
+[polling]
+min_interval_seconds = 1
+
+[articles]
+min_summary_chars = 0
+
 [[feeds]]
 name = "world"
 url = "{http_server.url('/world.xml')}"
@@ -111,6 +117,9 @@ log_format = "json"
 [health]
 enabled = true
 port = {port}
+
+[articles]
+min_summary_chars = 0
 
 [[feeds]]
 name = "world"

@@ -123,7 +123,7 @@ class TestRateLimit:
         import httpx
 
         from alertd.clock import FrozenClock
-        from alertd.config import DeliverySettings, FeedSettings, HttpSettings, SmtpSettings, SubscriberSettings
+        from alertd.config import DeliverySettings, FeedSettings, Settings, SmtpSettings, SubscriberSettings
         from alertd.delivery.email import SmtpSender
         from alertd.delivery.outbox import DeliveryLoop
         from alertd.pipeline import Pipeline
@@ -135,8 +135,9 @@ class TestRateLimit:
         desk = SubscriberSettings(name="desk", channel="email", email_to=("d@example.org",), max_immediate_per_hour=2,
                                   digest_every="hourly", digest_at=time(0, 0))
         with httpx.Client() as client:
-            pipeline = Pipeline(store, client, shipped_model, HttpSettings(), [desk], clock)
-            report = pipeline.poll(FeedSettings(name="burst", url=http_server.url("/feed.xml")))
+            feed = FeedSettings(name="burst", url=http_server.url("/feed.xml"))
+            settings = Settings(feeds=(feed,), subscribers=(desk,), articles={"min_summary_chars": 0}, stories={"enabled": False})
+            report = Pipeline(store, client, shipped_model, settings, clock).poll(feed)
         assert report.alerts == 5
         outbox = DeliveryLoop(store, {"email": SmtpSender(SmtpSettings(host="127.0.0.1", port=smtp_server.port))}, [desk],
                               DeliverySettings(), clock, "w", random.Random(0))

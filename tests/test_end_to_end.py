@@ -21,6 +21,12 @@ from servers import Reply
 FEED = (Path(__file__).parent / "fixtures" / "world-news.xml").read_bytes()
 SECRET = "whsec_" + base64.b64encode(b"end-to-end-secret-0123456789abcd").decode()
 SMTP_PASSWORD = "smtp-pass-never-logged-7c1"
+NEW_STORY = b"""<item><guid>world-2026-0500</guid>
+<title>Iran sends attack drones and missiles to Russia in breach of UN arms embargo</title>
+<link>http://127.0.0.1:9/world/iran-drones</link>
+<description>Iranian cargo flights delivered Shahed attack drones and ballistic missiles to the Russian army, officials said,
+an arms transfer that violates UN Security Council resolutions. The European Union announced sanctions on the airlines.</description>
+</item>"""
 
 
 def feed_route(request):
@@ -53,6 +59,12 @@ max_body_bytes = 100000
 
 [delivery]
 retry_delays_seconds = [0.001, 0.001, 0.001]
+
+[polling]
+min_interval_seconds = 1
+
+[articles]
+min_summary_chars = 0
 
 [smtp]
 host = "127.0.0.1"
@@ -136,22 +148,23 @@ class TestEndToEnd:
     def test_new_item_after_restart_is_still_detected(self, world, webhook_receiver, http_server, capsys):
         """State survives restarts: only the genuinely new item is alerted on the next cycle."""
         poll_once(world, capsys)
-        updated = FEED.replace(b"world-2026-0412", b"world-2026-0500").replace(b"North Korea ships", b"Pyongyang sends more")
+        updated = FEED.replace(b"</channel>", NEW_STORY + b"</channel>")
         http_server.routes["/world.xml"] = Reply(200, updated, {"content-type": "application/rss+xml", "etag": '"world-v2"'})
         poll_once(world, capsys)
         payloads = [Webhook(SECRET).verify(r.body, r.headers) for r in webhook_receiver.requests]
         for payload in payloads:
             assert_valid_payload(payload)
         titles = [p["data"]["article"]["title"] for p in payloads]
-        assert len(titles) == 2 and titles[1].startswith("Pyongyang sends more")
+        assert len(titles) == 2 and titles[1].startswith("Iran sends attack drones")
 
     def test_broken_feeds_are_logged_and_survived(self, world, webhook_receiver, capsys):
-        """Malformed, missing, hanging and oversized feeds each get a clear log event; the good feed still delivers."""
+        """Malformed, missing, hanging and oversized feeds each get their own log event; the good feed still delivers."""
         logs = poll_once(world, capsys)
         assert len(webhook_receiver.requests) == 1
         assert '"event": "feed_malformed"' in logs and '"feed": "broken"' in logs
-        for feed, reason in (("missing", "HTTP 404"), ("slow", "timeout"), ("huge", "too large")):
-            line = next(l for l in logs.splitlines() if f'"feed": "{feed}"' in l and "feed_fetch_failed" in l)
+        for feed, event, reason in (("missing", "feed_http_error", "HTTP 404"), ("slow", "feed_timeout", "timeout"),
+                                    ("huge", "feed_too_large", "too large")):
+            line = next(l for l in logs.splitlines() if f'"feed": "{feed}"' in l and f'"event": "{event}"' in l)
             assert reason in line, line
 
     def test_feeds_command_shows_status(self, world, capsys):

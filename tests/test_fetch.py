@@ -85,3 +85,69 @@ class TestFailuresAreReportedNotRaised:
         """Nothing listening is a connect error, not an exception."""
         result = fetch(client, f"http://127.0.0.1:{free_port()}/feed", Validators(), LIMITS)
         assert "cannot connect" in result.error
+
+
+class TestFailureKinds:
+    def test_429_with_retry_after(self, http_server, client):
+        """A 429 is 'rate_limited' and carries the server's Retry-After."""
+        http_server.routes["/feed"] = Reply(429, b"slow down", {"retry-after": "120"})
+        result = fetch(client, http_server.url("/feed"), Validators(), LIMITS)
+        assert result.failure == "rate_limited" and result.cache.retry_after == "120"
+
+    def test_503_and_500_and_410(self, http_server, client):
+        """503 is 'unavailable', 500 a plain 'http_error', 410 'gone'."""
+        for status, kind in ((503, "unavailable"), (500, "http_error"), (410, "gone")):
+            http_server.routes["/feed"] = Reply(status)
+            assert fetch(client, http_server.url("/feed"), Validators(), LIMITS).failure == kind
+
+    def test_wrong_content_type_is_not_downloaded(self, http_server, client):
+        """An image where a feed should be is refused before its body is read."""
+        http_server.routes["/feed"] = Reply(200, b"\x89PNG" + b"\0" * 1000, {"content-type": "image/png"})
+        result = fetch(client, http_server.url("/feed"), Validators(), LIMITS)
+        assert result.failure == "wrong_content_type" and "image/png" in result.error
+
+    def test_empty_body(self, http_server, client):
+        """A 200 with an empty body is 'empty_body'."""
+        http_server.routes["/feed"] = Reply(200, b"  \n", {"content-type": "application/rss+xml"})
+        assert fetch(client, http_server.url("/feed"), Validators(), LIMITS).failure == "empty_body"
+
+    def test_permanent_redirect_is_reported(self, http_server, client):
+        """A 301 (or 308) chain reports the new address; a 302 in the chain does not."""
+        http_server.routes["/old"] = Reply(301, headers={"location": "/new"})
+        http_server.routes["/new"] = Reply(200, FEED)
+        http_server.routes["/temp"] = Reply(302, headers={"location": "/new"})
+        assert fetch(client, http_server.url("/old"), Validators(), LIMITS).permanent_redirect == http_server.url("/new")
+        assert fetch(client, http_server.url("/temp"), Validators(), LIMITS).permanent_redirect is None
+
+    def test_redirect_loop_kind(self, http_server, client):
+        """A redirect loop is 'redirect_loop'."""
+        http_server.routes["/a"] = Reply(301, headers={"location": "/a"})
+        assert fetch(client, http_server.url("/a"), Validators(), LIMITS).failure == "redirect_loop"
+
+    def test_tls_failure(self, http_server, client):
+        """Speaking TLS to a server that does not is a 'tls_error'."""
+        result = fetch(client, http_server.url("/feed").replace("http://", "https://"), Validators(), LIMITS)
+        assert result.failure == "tls_error" and "TLS" in result.error
+
+    def test_dns_failure_is_named(self):
+        """A resolver failure under httpx's ConnectError is a 'dns_error'."""
+        import socket
+
+        import httpx
+
+        from alertd.feeds.fetch import connect_failure
+
+        try:
+            try:
+                raise socket.gaierror(-2, "Name or service not known")
+            except socket.gaierror as cause:
+                raise httpx.ConnectError("[Errno -2] Name or service not known") from cause
+        except httpx.ConnectError as exc:
+            assert connect_failure(exc) == "dns_error"
+
+    def test_gzip_bomb_and_drip_kinds(self, http_server, client):
+        """A gzip bomb is 'too_large' and a dripping server 'too_slow'."""
+        http_server.routes["/bomb"] = Reply(200, gzip.compress(b"\0" * 20_000_000), {"content-encoding": "gzip"})
+        http_server.routes["/drip"] = Reply(200, b"<rss>" + b" " * 50, drip_seconds=0.1)
+        assert fetch(client, http_server.url("/bomb"), Validators(), LIMITS).failure == "too_large"
+        assert fetch(client, http_server.url("/drip"), Validators(), FetchLimits(100_000, 0.5)).failure == "too_slow"

@@ -81,3 +81,36 @@ class TestRealFeeds:
         """A one-byte failed-fetch artifact is reported, with no items."""
         parsed = parse_feed(shared_path("data", "rss_fixtures", "tempo-rss", "EMPTY_f1334832_free-ekonomi.xml").read_bytes())
         assert parsed.items == [] and parsed.problem
+
+
+class TestEncodings:
+    TITLE_DE = "Sanktionen gegen Nordkorea – „Waffen“ für Russland"
+    TITLE_ZH = "朝鲜向俄罗斯运送弹药 违反联合国安理会制裁决议"
+
+    def test_undeclared_windows_1252(self):
+        """A windows-1252 feed with no declaration anywhere decodes correctly."""
+        body = rss(f"<item><guid>1</guid><title>{self.TITLE_DE}</title></item>", "<?xml version='1.0'?>").decode().encode("cp1252")
+        parsed = parse_feed(body, "application/rss+xml")
+        assert parsed.items[0].title == self.TITLE_DE and parsed.problem is None
+
+    def test_undeclared_gbk(self):
+        """A GBK feed with no declaration is detected and decodes to readable Chinese."""
+        body = rss(f"<item><guid>1</guid><title>{self.TITLE_ZH}</title><description>{self.TITLE_ZH}</description></item>",
+                   "<?xml version='1.0'?>").decode().encode("gbk")
+        parsed = parse_feed(body, "application/rss+xml")
+        assert parsed.items[0].title == self.TITLE_ZH and parsed.encoding_repaired
+
+    def test_gbk_mislabelled_as_utf8(self):
+        """A GBK feed whose header claims UTF-8 is detected rather than trusted."""
+        body = rss(f"<item><guid>1</guid><title>{self.TITLE_ZH}</title><description>{self.TITLE_ZH}</description></item>").decode().encode("gbk")
+        assert parse_feed(body, "text/xml; charset=utf-8").items[0].title == self.TITLE_ZH
+
+    def test_utf8_mislabelled_as_latin1(self):
+        """UTF-8 bytes under an ISO-8859-1 label are read as UTF-8, not as mojibake."""
+        body = rss(f"<item><guid>1</guid><title>{self.TITLE_DE}</title></item>", "<?xml version='1.0' encoding='iso-8859-1'?>")
+        assert parse_feed(body).items[0].title == self.TITLE_DE
+
+    def test_ttl_is_read(self):
+        """The channel's <ttl> (minutes) is returned for scheduling."""
+        body = rss("<ttl>45</ttl><item><guid>1</guid><title>x</title></item>")
+        assert parse_feed(body).ttl_minutes == 45

@@ -18,7 +18,7 @@ NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 class TestRecordPoll:
     def test_items_alerts_and_outbox_rows_written_together(self, store):
         """One poll writes the feed state, the item, one alert per subscriber and one delivery each."""
-        ids = store.record_poll(outcome_with([scored_item()], subscribers=("a", "b")), NOW, simple_payload)
+        ids = store.record_poll(outcome_with([scored_item()], subscribers=("a", "b")), NOW, simple_payload).delivery_ids
         assert len(ids) == 2
         state = store.feed_state("feed-a")
         assert state.etag == '"etag-1"' and state.items_total == 1 and state.last_status == 200
@@ -30,7 +30,7 @@ class TestRecordPoll:
         """An item already stored is skipped, so a re-poll or a restart never alerts twice."""
         store.record_poll(outcome_with([scored_item()]), NOW, simple_payload)
         again = store.record_poll(outcome_with([scored_item()]), NOW + timedelta(minutes=5), simple_payload)
-        assert again == []
+        assert again.delivery_ids == [] and again.new_items == 0
         assert len(store.deliveries([PENDING, DELIVERED, DEAD])) == 1
         assert store.known_item_keys("feed-a", ["guid:1", "guid:2"]) == {"guid:1"}
 
@@ -141,18 +141,56 @@ class TestFeedback:
             store.record_feedback(999, {"sanctions": 1, "arms_transfer": 0}, "ana", NOW)
 
 
+def old_database(url: str, version: int) -> None:
+    """Create a genuine database of an earlier schema version, holding one item, its alert and delivery."""
+    import schema_v2
+
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        tables = [t for t in schema_v2.metadata.sorted_tables if version >= 2 or t.name != "feedback"]
+        schema_v2.metadata.create_all(conn, tables=tables)
+        conn.execute(sa.insert(schema_v2.schema_version).values(version=version))
+        conn.execute(sa.insert(schema_v2.feeds).values(name="feed-a", url="https://news.example/feed-a.xml", etag='"e1"',
+                                                       consecutive_failures=0, items_total=1, last_new_items=1))
+        item_id = conn.execute(sa.insert(schema_v2.items).values(
+            feed="feed-a", item_key="guid:1", title="Old story", link="https://news.example/1", summary="Text", seen_at=NOW,
+            scores={}, relevant=True, model_id="m")).inserted_primary_key[0]
+        alert_id = conn.execute(sa.insert(schema_v2.alerts).values(item_id=item_id, subscriber="sub-a", matched_labels=[],
+                                                                   created_at=NOW)).inserted_primary_key[0]
+        conn.execute(sa.insert(schema_v2.deliveries).values(alert_id=alert_id, subscriber="sub-a", channel="webhook", message_id="msg_old",
+                                                            payload={"x": 1}, state=PENDING, attempts=0, next_attempt_at=NOW, created_at=NOW))
+    engine.dispose()
+
+
 class TestUpgrade:
     def test_version_1_database_gains_feedback_table(self, database_url):
         """A database created by the first release is upgraded in place, its data kept."""
-        store = open_store(database_url)
-        store.record_poll(outcome_with([scored_item()]), NOW, simple_payload)
-        with store.engine.begin() as conn:
-            conn.execute(sa.text("DROP TABLE feedback"))
-            conn.execute(sa.text("UPDATE schema_version SET version = 1"))
-        store.close()
+        old_database(database_url, 1)
         store = open_store(database_url)
         assert store.known_item_keys("feed-a", ["guid:1"]) == {"guid:1"}
         store.record_feedback(store.item_id_for_alert(1), {"sanctions": 1, "arms_transfer": 1}, "ana", NOW)
         with store.engine.begin() as conn:
-            assert conn.execute(sa.text("SELECT version FROM schema_version")).scalar() == 2
+            assert conn.execute(sa.text("SELECT version FROM schema_version")).scalar() == 3
+        store.close()
+
+    def test_version_2_database_gains_schedule_stories_and_notices(self, database_url):
+        """A version 2 database keeps its feed state, items and outbox, and can then store stories and notices."""
+        from alertd.store.database import NewNotice
+        from alertd.stories import StoryMatcher, signature
+
+        old_database(database_url, 2)
+        store = open_store(database_url)
+        state = store.feed_state("feed-a")
+        assert state.etag == '"e1"' and state.healthy and state.configured_url == state.url
+        [old] = store.deliveries([PENDING])
+        assert old.message_id == "msg_old" and old.alert_id == 1
+        item = scored_item("guid:2", title="North Korea ships shells to Russia")
+        outcome = outcome_with([item])
+        outcome = PollOutcome(**{**outcome.__dict__, "fingerprints": {"guid:2": signature(item.item.title, "x")},
+                                 "notices": [NewNotice("ops", "webhook", "msg_notice", {"type": "feed.unhealthy"})]})
+        result = store.record_poll(outcome, NOW, simple_payload, StoryMatcher(0.5, timedelta(days=3)))
+        assert len(result.delivery_ids) == 2 and {d.payload.get("type") for d in store.deliveries([PENDING])} >= {"feed.unhealthy"}
+        with store.engine.begin() as conn:
+            assert conn.execute(sa.text("SELECT version FROM schema_version")).scalar() == 3
+            assert conn.execute(sa.text("SELECT count(*) FROM stories")).scalar() == 1
         store.close()

@@ -20,7 +20,31 @@ def _one_line(text: str, limit: int = 180) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+def render_notice_email(payload: dict, sender: str, recipients: tuple[str, ...]) -> EmailMessage:
+    """A plain-text operator notice: a feed broke or recovered."""
+    data = payload["data"]
+    feed = data["feed"]
+    broken = payload["type"] == "feed.unhealthy"
+    message = EmailMessage()
+    message["Subject"] = _one_line(f"[alertd] feed {'broken' if broken else 'recovered'}: {feed['name']}")
+    message["From"] = sender
+    message["To"] = ", ".join(recipients)
+    message["Message-ID"] = make_msgid(idstring=data["webhook_id"], domain="alertd")
+    lines = [f"Feed {feed['name']} ({feed['url']})"]
+    if broken:
+        lines += [f"has failed {data['consecutive_failures']} times in a row and is marked unhealthy.",
+                  f"Last error ({data['failure']}): {data['error']}", "",
+                  "alertd keeps retrying with backoff and will report when it works again.",
+                  "See 'alertd feeds' for every feed's state."]
+    else:
+        lines += ["works again and is marked healthy."]
+    message.set_content("\n".join(lines))
+    return message
+
+
 def render_email(payload: dict, sender: str, recipients: tuple[str, ...]) -> EmailMessage:
+    if payload.get("type", "").startswith("feed."):
+        return render_notice_email(payload, sender, recipients)
     data = payload["data"]
     article = data["article"]
     labels = ", ".join(LABEL_NAMES.get(l, l) for l in data["matched_labels"])

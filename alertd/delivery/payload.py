@@ -47,3 +47,27 @@ def alert_payload(
             "model": scores["model"],
         },
     }
+
+
+NOTICE_UNHEALTHY = "feed.unhealthy"
+NOTICE_RECOVERED = "feed.recovered"
+
+
+def notice_payload(
+    message_id: str, event: str, subscriber: str, feed: str, url: str, failures: int, failure: str | None,
+    error: str | None, created_at: datetime,
+) -> dict[str, Any]:
+    """An operator notice: a feed stopped working (``feed.unhealthy``) or works again (``feed.recovered``)."""
+    return {
+        "type": event,
+        "version": PAYLOAD_VERSION,
+        "timestamp": _iso(created_at),
+        "data": {
+            "webhook_id": message_id,
+            "subscriber": subscriber,
+            "feed": {"name": feed, "url": url},
+            "consecutive_failures": failures,
+            "failure": failure,
+            "error": error,
+        },
+    }

@@ -1,13 +1,34 @@
 """Conditional GET with hard limits, over an injected httpx client.
 
-Never raises for network trouble: every outcome is a ``FetchResult`` whose ``error``
-says what went wrong in words an operator can act on.
+Never raises for network trouble: every outcome is a ``FetchResult``. When it failed,
+``failure`` names the kind of failure with a stable word (used in log event names and
+stored on the feed) and ``error`` says what went wrong in words an operator can act on.
+
+Failure kinds:
+
+    http_error        4xx/5xx other than the ones below
+    rate_limited      429 (``retry_after`` set when the server said when to come back)
+    unavailable       503 (likewise)
+    gone              410: the feed was removed on purpose; the feed is disabled
+    redirect_loop     more than the allowed redirects
+    timeout           no connection or no bytes within the connect/read timeout
+    too_slow          the body did not complete within the total deadline
+    too_large         the decoded body passed the size limit (gzip bombs stop here)
+    tls_error         certificate or handshake failure
+    dns_error         the host name does not resolve
+    connect_failed    refused or unreachable
+    decode_error      corrupt compressed body
+    wrong_content_type  an image, video, PDF or archive where a feed should be
+    empty_body        200 with nothing in it
+    transport_error   any other HTTP-level failure
 """
 
 from __future__ import annotations
 
+import socket
+import ssl
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -21,6 +42,21 @@ class Validators:
 
 
 @dataclass(frozen=True)
+class CacheHeaders:
+    """The raw response headers that say when to come back; interpreted by ``schedule``."""
+
+    cache_control: str | None = None
+    expires: str | None = None
+    date: str | None = None
+    retry_after: str | None = None
+
+    @classmethod
+    def of(cls, response: httpx.Response) -> "CacheHeaders":
+        h = response.headers
+        return cls(h.get("cache-control"), h.get("expires"), h.get("date"), h.get("retry-after"))
+
+
+@dataclass(frozen=True)
 class FetchResult:
     status: int | None
     body: bytes | None = None
@@ -28,6 +64,9 @@ class FetchResult:
     content_type: str = ""
     final_url: str = ""
     error: str | None = None
+    failure: str | None = None
+    cache: CacheHeaders = field(default_factory=CacheHeaders)
+    permanent_redirect: str | None = None  # where every hop was 301/308: the feed's new address
 
     @property
     def not_modified(self) -> bool:
@@ -52,12 +91,22 @@ class DeadlineExceeded(Exception):
     pass
 
 
-def build_http_client(user_agent: str, connect_timeout: float, read_timeout: float, transport=None) -> httpx.Client:
+FEED_ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.8, */*;q=0.5"
+PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
+MAX_REDIRECTS = 5
+_NOT_FEED_TYPES = ("image/", "audio/", "video/", "font/", "application/pdf", "application/zip", "application/gzip",
+                   "application/x-gzip", "application/octet-stream", "application/vnd.")
+
+
+def build_http_client(
+    user_agent: str, connect_timeout: float, read_timeout: float, transport=None, max_connections: int = 100
+) -> httpx.Client:
     return httpx.Client(
-        headers={"User-Agent": user_agent, "Accept": "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.8, */*;q=0.5"},
+        headers={"User-Agent": user_agent, "Accept": FEED_ACCEPT},
         timeout=httpx.Timeout(connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout),
         follow_redirects=True,
-        max_redirects=5,
+        max_redirects=MAX_REDIRECTS,
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         transport=transport,
     )
 
@@ -79,42 +128,79 @@ def read_limited(response: httpx.Response, limits: FetchLimits, started: float) 
     return b"".join(chunks)
 
 
-def fetch(client: httpx.Client, url: str, validators: Validators, limits: FetchLimits) -> FetchResult:
+def permanent_target(response: httpx.Response) -> str | None:
+    """The final URL when every redirect on the way was permanent (301/308), else None."""
+    if not response.history:
+        return None
+    if all(r.status_code in (301, 308) for r in response.history):
+        return str(response.url)
+    return None
+
+
+def fetch(client: httpx.Client, url: str, validators: Validators, limits: FetchLimits, accept: str | None = None) -> FetchResult:
     headers = {}
     if validators.etag:
         headers["If-None-Match"] = validators.etag
     if validators.last_modified:
         headers["If-Modified-Since"] = validators.last_modified
+    if accept:
+        headers["Accept"] = accept
     started = time.monotonic()
     try:
         with client.stream("GET", url, headers=headers) as response:
             final_url = str(response.url)
-            if response.status_code == 304:
-                return FetchResult(304, validators=validators, final_url=final_url)
-            if response.status_code >= 400:
-                return FetchResult(response.status_code, final_url=final_url, error=f"HTTP {response.status_code} {response.reason_phrase}")
+            common = dict(final_url=final_url, cache=CacheHeaders.of(response), permanent_redirect=permanent_target(response))
+            status = response.status_code
+            if status == 304:
+                return FetchResult(304, validators=validators, **common)
+            if status >= 400:
+                return FetchResult(status, error=f"HTTP {status} {response.reason_phrase}", failure=_status_failure(status), **common)
+            content_type = response.headers.get("content-type", "")
+            if content_type.lower().startswith(_NOT_FEED_TYPES):
+                return FetchResult(status, content_type=content_type, error=f"served {content_type.split(';')[0]}, not a feed or page",
+                                   failure="wrong_content_type", **common)
             body = read_limited(response, limits, started)
-            new_validators = Validators(
-                etag=response.headers.get("etag"), last_modified=response.headers.get("last-modified")
-            )
-            return FetchResult(
-                response.status_code,
-                body=body,
-                validators=new_validators,
-                content_type=response.headers.get("content-type", ""),
-                final_url=final_url,
-            )
+            if not body.strip():
+                return FetchResult(status, content_type=content_type, error="empty body", failure="empty_body", **common)
+            new_validators = Validators(etag=response.headers.get("etag"), last_modified=response.headers.get("last-modified"))
+            return FetchResult(status, body=body, validators=new_validators, content_type=content_type, **common)
     except BodyTooLarge as exc:
-        return FetchResult(None, error=f"response too large ({exc}); raise http.max_body_bytes if the feed is legitimate")
+        return _failed("too_large", f"response too large ({exc}); raise http.max_body_bytes if the feed is legitimate")
     except DeadlineExceeded as exc:
-        return FetchResult(None, error=f"too slow: {exc}")
+        return _failed("too_slow", f"too slow: {exc}")
     except httpx.TooManyRedirects:
-        return FetchResult(None, error="too many redirects (redirect loop?)")
+        return _failed("redirect_loop", f"more than {MAX_REDIRECTS} redirects (redirect loop?)")
     except httpx.TimeoutException as exc:
-        return FetchResult(None, error=f"timeout ({type(exc).__name__})")
+        return _failed("timeout", f"timeout ({type(exc).__name__})")
     except httpx.ConnectError as exc:
-        return FetchResult(None, error=f"cannot connect: {exc}")
+        kind = connect_failure(exc)
+        return _failed(kind, {"tls_error": "TLS failure", "dns_error": "host name does not resolve"}.get(kind, "cannot connect") + f": {exc}")
     except httpx.DecodingError as exc:
-        return FetchResult(None, error=f"cannot decode compressed body: {exc}")
+        return _failed("decode_error", f"cannot decode compressed body: {exc}")
     except httpx.HTTPError as exc:
-        return FetchResult(None, error=f"{type(exc).__name__}: {exc}")
+        return _failed("transport_error", f"{type(exc).__name__}: {exc}")
+
+
+def _failed(kind: str, error: str) -> FetchResult:
+    return FetchResult(None, error=error, failure=kind)
+
+
+def _status_failure(status: int) -> str:
+    return {410: "gone", 429: "rate_limited", 503: "unavailable"}.get(status, "http_error")
+
+
+def connect_failure(exc: BaseException) -> str:
+    """Tell TLS and DNS failures from other connection failures by walking the cause chain."""
+    seen: BaseException | None = exc
+    text = str(exc).lower()
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError) or "ssl" in type(seen).__name__.lower():
+            return "tls_error"
+        if isinstance(seen, socket.gaierror):
+            return "dns_error"
+        seen = seen.__cause__ or seen.__context__
+    if "certificate" in text or "ssl" in text or "tls" in text:
+        return "tls_error"
+    if "name or service not known" in text or "nodename nor servname" in text or "name resolution" in text:
+        return "dns_error"
+    return "connect_failed"

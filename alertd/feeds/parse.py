@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import feedparser
 
 from alertd.domain import Item
+from alertd.feeds.encoding import repair_encoding
 from alertd.text.normalise import html_to_text
 
 _TRACKING_PARAMS = {"fbclid", "gclid", "mc_cid", "mc_eid", "igshid", "ocid", "cmpid", "ref_src"}
@@ -25,6 +26,9 @@ class ParsedFeed:
     items: list[Item]
     title: str
     problem: str | None  # why the feed is malformed, when it is
+    ttl_minutes: int | None = None  # RSS <ttl>: how long the publisher says the feed may be cached
+    encoding: str = "utf-8"  # what the bytes really were
+    encoding_repaired: bool = False  # the declared encoding was absent or wrong and was detected instead
 
 
 def canonical_url(url: str) -> str:
@@ -36,10 +40,11 @@ def canonical_url(url: str) -> str:
 
 
 def parse_feed(body: bytes, content_type: str = "", lang_hint: str | None = None) -> ParsedFeed:
-    headers = {"content-type": content_type} if content_type else {}
-    parsed = feedparser.parse(body, response_headers=headers, sanitize_html=False, resolve_relative_uris=False)
+    decoded = repair_encoding(body, content_type)
+    headers = {"content-type": decoded.content_type} if decoded.content_type else {}
+    parsed = feedparser.parse(decoded.body, response_headers=headers, sanitize_html=False, resolve_relative_uris=False)
     problem = None
-    if parsed.get("bozo"):
+    if parsed.get("bozo") and not isinstance(parsed.get("bozo_exception"), _ENCODING_NOTICES):
         exc = parsed.get("bozo_exception")
         problem = f"{type(exc).__name__}: {exc}" if exc else "malformed feed"
     if not parsed.get("version") and not parsed.entries:
@@ -48,7 +53,22 @@ def parse_feed(body: bytes, content_type: str = "", lang_hint: str | None = None
             problem = f"served {content_type.split(';')[0]}, not a feed ({problem})"
     feed_lang = (parsed.feed.get("language") or "").split("-")[0].lower() or None
     items = [_item(entry, feed_lang or lang_hint) for entry in parsed.entries]
-    return ParsedFeed([i for i in items if i is not None], html_to_text(parsed.feed.get("title", "")), problem)
+    return ParsedFeed(
+        [i for i in items if i is not None], html_to_text(parsed.feed.get("title", "")), problem,
+        _ttl(parsed.feed.get("ttl")), decoded.encoding, decoded.repaired,
+    )
+
+
+# feedparser flags a declared-vs-actual encoding mismatch as "bozo"; the feed is fine.
+_ENCODING_NOTICES = (feedparser.CharacterEncodingOverride,)
+
+
+def _ttl(value) -> int | None:
+    try:
+        minutes = int(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+    return minutes if minutes > 0 else None
 
 
 def _item(entry, lang_hint: str | None) -> Item | None:

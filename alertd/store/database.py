@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from sqlalchemy import Engine, and_, create_engine, event, func, insert, or_, select, update
+from sqlalchemy import Engine, and_, create_engine, delete, event, func, insert, or_, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from alertd.domain import Alert, Delivery, ScoredItem
 from alertd.errors import StoreError
+from alertd.feeds.parse import canonical_url
+from alertd.stories import StoryMatcher, bands
 from alertd.store import schema
 from alertd.store.migrations import migrate
 
@@ -36,6 +38,12 @@ class FeedState:
     consecutive_failures: int
     items_total: int
     last_new_items: int
+    configured_url: str | None = None
+    next_poll_at: datetime | None = None
+    last_failure: str | None = None
+    healthy: bool = True
+    unhealthy_since: datetime | None = None
+    disabled_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,39 @@ class PollOutcome:
     etag: str | None = None
     last_modified: str | None = None
     items: Sequence[tuple[ScoredItem, Sequence[NewAlert]]] = ()
+    configured_url: str | None = None  # the config's URL; `url` may differ after a permanent redirect
+    failure: str | None = None  # stable failure kind
+    next_poll_at: datetime | None = None
+    healthy: bool = True
+    disabled_reason: str | None = None
+    fingerprints: Mapping[str, Sequence[int]] = field(default_factory=dict)  # item key -> MinHash signature
+    article_texts: Sequence["ArticleText"] = ()  # page extractions to cache, successful or not
+    notices: Sequence["NewNotice"] = ()
+
+
+@dataclass(frozen=True)
+class ArticleText:
+    url: str  # canonical
+    text: str | None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class NewNotice:
+    """An operator notice (feed broken or recovered) to put in the outbox."""
+
+    subscriber: str
+    channel: str
+    message_id: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    delivery_ids: list[int] = field(default_factory=list)
+    new_items: int = 0
+    alerts_merged: int = 0  # alerts not created because the subscriber already had this story
+    items_joined_story: int = 0  # items that joined an existing story
 
 
 PayloadBuilder = Callable[[int, str, ScoredItem, Alert, datetime], dict[str, Any]]
@@ -135,15 +176,26 @@ class Store:
                 )
         return found
 
-    def record_poll(self, outcome: PollOutcome, now: datetime, build_payload: PayloadBuilder) -> list[int]:
-        """Write feed state, new items, their alerts and outbox rows atomically.
+    def record_poll(
+        self, outcome: PollOutcome, now: datetime, build_payload: PayloadBuilder, stories: StoryMatcher | None = None
+    ) -> RecordResult:
+        """Write feed state, new items, their stories, alerts, outbox rows, cached article
+        texts and operator notices atomically.
 
-        Returns the ids of the deliveries created. Items already stored (a concurrent
-        poll, a restart mid-cycle) are skipped, so nobody is alerted twice.
+        Items already stored (a concurrent poll, a restart mid-cycle) are skipped, so nobody
+        is alerted twice; with ``stories``, an item that joins a story a subscriber was
+        already alerted about creates no second alert for that subscriber.
         """
         delivery_ids: list[int] = []
+        merged = joined = 0
         with self.engine.begin() as conn:
             self._upsert_feed(conn, outcome, now)
+            for text in outcome.article_texts:
+                conn.execute(delete(schema.article_texts).where(schema.article_texts.c.url == text.url))
+                conn.execute(insert(schema.article_texts).values(url=text.url, fetched_at=now, text=text.text, error=text.error))
+            if stories is not None and outcome.fingerprints and conn.dialect.name == "postgresql":
+                # story assignment reads then writes: serialise it between concurrent polls
+                conn.exec_driver_sql("LOCK TABLE stories IN SHARE ROW EXCLUSIVE MODE")
             new_count = 0
             for scored, new_alerts in outcome.items:
                 exists = conn.execute(
@@ -154,12 +206,18 @@ class Store:
                 if exists:
                     continue
                 new_count += 1
+                story_id = None
+                fingerprint = outcome.fingerprints.get(scored.item.key)
+                if stories is not None and fingerprint is not None:
+                    story_id, existing = self._assign_story(conn, scored, fingerprint, stories, now)
+                    joined += existing
                 item_id = conn.execute(
                     insert(schema.items).values(
                         feed=scored.feed,
                         item_key=scored.item.key,
                         title=scored.item.title,
                         link=scored.item.link,
+                        canonical_url=canonical_url(scored.item.link) if scored.item.link else None,
                         summary=scored.article.text,
                         lang=scored.article.lang,
                         published_at=scored.item.published,
@@ -167,9 +225,13 @@ class Store:
                         scores=scored.scores.as_dict(),
                         relevant=scored.scores.relevant,
                         model_id=scored.scores.model_id,
+                        story_id=story_id,
                     )
                 ).inserted_primary_key[0]
                 for new_alert in new_alerts:
+                    if story_id is not None and self._story_alerted(conn, story_id, new_alert.alert.subscriber):
+                        merged += 1
+                        continue
                     alert_id = conn.execute(
                         insert(schema.alerts).values(
                             item_id=item_id,
@@ -180,35 +242,70 @@ class Store:
                     ).inserted_primary_key[0]
                     message_id = f"msg_{uuid.uuid4().hex}"
                     delivery_ids.append(
-                        conn.execute(
-                            insert(schema.deliveries).values(
-                                alert_id=alert_id,
-                                subscriber=new_alert.alert.subscriber,
-                                channel=new_alert.channel,
-                                message_id=message_id,
-                                payload=build_payload(alert_id, message_id, scored, new_alert.alert, now),
-                                state=HELD if new_alert.held else PENDING,
-                                attempts=0,
-                                next_attempt_at=now,
-                                created_at=now,
-                            )
-                        ).inserted_primary_key[0]
+                        self._insert_delivery(
+                            conn, now, alert_id=alert_id, subscriber=new_alert.alert.subscriber, channel=new_alert.channel,
+                            message_id=message_id, payload=build_payload(alert_id, message_id, scored, new_alert.alert, now),
+                            state=HELD if new_alert.held else PENDING,
+                        )
                     )
+            for notice in outcome.notices:
+                delivery_ids.append(
+                    self._insert_delivery(conn, now, alert_id=None, subscriber=notice.subscriber, channel=notice.channel,
+                                          message_id=notice.message_id, payload=notice.payload, kind="notice")
+                )
             if new_count:
                 conn.execute(
                     update(schema.feeds)
                     .where(schema.feeds.c.name == outcome.feed)
                     .values(items_total=schema.feeds.c.items_total + new_count, last_new_items=new_count)
                 )
-        return delivery_ids
+        return RecordResult(delivery_ids, new_count, merged, joined)
+
+    @staticmethod
+    def _insert_delivery(conn, now: datetime, *, kind: str = "alert", state: str = PENDING, **values) -> int:
+        return conn.execute(
+            insert(schema.deliveries).values(kind=kind, state=state, attempts=0, next_attempt_at=now, created_at=now, **values)
+        ).inserted_primary_key[0]
+
+    @staticmethod
+    def _assign_story(conn, scored: ScoredItem, fingerprint: Sequence[int], stories: StoryMatcher, now: datetime) -> tuple[int, bool]:
+        """The id of the story this item reports, joining a recent similar one or starting one."""
+        s, b = schema.stories, schema.story_bands
+        keys = bands(tuple(fingerprint))
+        candidates = conn.execute(
+            select(s.c.id, s.c.signature)
+            .where(s.c.id.in_(select(b.c.story_id).where(b.c.band.in_(keys))), s.c.last_seen_at >= stories.window_start(now))
+            .order_by(s.c.id)
+        ).all()
+        story_id = stories.choose(tuple(fingerprint), [(row.id, row.signature) for row in candidates])
+        if story_id is not None:
+            conn.execute(update(s).where(s.c.id == story_id).values(last_seen_at=now, items_count=s.c.items_count + 1))
+            return story_id, True
+        story_id = conn.execute(
+            insert(s).values(title=scored.item.title[:1000], signature=list(fingerprint), first_seen_at=now, last_seen_at=now, items_count=1)
+        ).inserted_primary_key[0]
+        conn.execute(insert(b), [{"band": key, "story_id": story_id} for key in dict.fromkeys(keys)])
+        return story_id, False
+
+    @staticmethod
+    def _story_alerted(conn, story_id: int, subscriber: str) -> bool:
+        a, i = schema.alerts, schema.items
+        return conn.execute(
+            select(a.c.id).join(i, i.c.id == a.c.item_id).where(i.c.story_id == story_id, a.c.subscriber == subscriber).limit(1)
+        ).first() is not None
 
     def _upsert_feed(self, conn, outcome: PollOutcome, now: datetime) -> None:
         failed = outcome.error is not None
         values: dict[str, Any] = {
             "url": outcome.url,
+            "configured_url": outcome.configured_url or outcome.url,
             "last_polled_at": now,
             "last_status": outcome.status,
             "last_error": outcome.error,
+            "last_failure": outcome.failure,
+            "next_poll_at": outcome.next_poll_at,
+            "healthy": outcome.healthy,
+            "disabled_reason": outcome.disabled_reason,
         }
         if not failed:
             values["last_success_at"] = now
@@ -217,15 +314,47 @@ class Store:
             if outcome.status != 304:
                 values["etag"] = outcome.etag
                 values["last_modified"] = outcome.last_modified
-        exists = conn.execute(select(schema.feeds.c.name).where(schema.feeds.c.name == outcome.feed)).first()
-        if exists:
+        if outcome.healthy:
+            values["unhealthy_since"] = None
+        existing = conn.execute(select(schema.feeds.c.healthy).where(schema.feeds.c.name == outcome.feed)).first()
+        if existing:
             if failed:
                 values["consecutive_failures"] = schema.feeds.c.consecutive_failures + 1
+            if not outcome.healthy and existing.healthy:
+                values["unhealthy_since"] = now
             conn.execute(update(schema.feeds).where(schema.feeds.c.name == outcome.feed).values(**values))
         else:
             values.setdefault("consecutive_failures", 1 if failed else 0)
             values.setdefault("last_new_items", 0)
+            if not outcome.healthy:
+                values["unhealthy_since"] = now
             conn.execute(insert(schema.feeds).values(name=outcome.feed, items_total=0, **values))
+
+    def cached_article_texts(self, urls: Iterable[str], since: datetime) -> dict[str, ArticleText]:
+        """Extractions (or failures) of these canonical URLs made after ``since``."""
+        urls = list(dict.fromkeys(urls))
+        found: dict[str, ArticleText] = {}
+        t = schema.article_texts
+        with self.engine.begin() as conn:
+            for start in range(0, len(urls), 500):
+                rows = conn.execute(select(t).where(t.c.url.in_(urls[start : start + 500]), t.c.fetched_at >= since)).mappings()
+                found.update({r["url"]: ArticleText(r["url"], r["text"], r["error"]) for r in rows})
+        return found
+
+    def story_reports(self, story_id: int) -> list[dict[str, Any]]:
+        """Every stored item of a story, first reported first: the outlets that carried it."""
+        i = schema.items
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                select(i.c.id, i.c.feed, i.c.title, i.c.link, i.c.seen_at).where(i.c.story_id == story_id).order_by(i.c.id)
+            ).mappings()
+            return [dict(r) for r in rows]
+
+    def prune_story_index(self, before: datetime) -> int:
+        """Drop the LSH bands of stories last reported before ``before``: they can no longer be joined."""
+        s, b = schema.stories, schema.story_bands
+        with self.engine.begin() as conn:
+            return conn.execute(delete(b).where(b.c.story_id.in_(select(s.c.id).where(s.c.last_seen_at < before)))).rowcount
 
     # outbox ----------------------------------------------------------------
 
@@ -388,11 +517,12 @@ class Store:
             raise StoreError(f"database not reachable: {exc.__class__.__name__}")
 
     def recent_alerts(self, limit: int = 20) -> list[dict[str, Any]]:
+        """Recent alerts, each with ``also_reported_by``: the other feeds that carried the same story."""
         a, i, d = schema.alerts, schema.items, schema.deliveries
         query = (
             select(
                 a.c.id, a.c.subscriber, a.c.created_at, a.c.matched_labels, i.c.title, i.c.link, i.c.feed, i.c.lang,
-                i.c.scores, d.c.state, d.c.attempts,
+                i.c.scores, i.c.story_id, d.c.state, d.c.attempts,
             )
             .join(i, i.c.id == a.c.item_id)
             .join(d, d.c.alert_id == a.c.id)
@@ -400,7 +530,18 @@ class Store:
             .limit(limit)
         )
         with self.engine.begin() as conn:
-            return [dict(r) for r in conn.execute(query).mappings()]
+            alerts = [dict(r) for r in conn.execute(query).mappings()]
+            story_ids = {r["story_id"] for r in alerts if r["story_id"] is not None}
+            outlets: dict[int, list[str]] = {}
+            if story_ids:
+                for story_id, feed in conn.execute(
+                    select(i.c.story_id, i.c.feed).where(i.c.story_id.in_(story_ids)).order_by(i.c.id)
+                ):
+                    outlets.setdefault(story_id, []).append(feed)
+        for alert in alerts:
+            feeds = outlets.get(alert["story_id"], [])
+            alert["also_reported_by"] = [f for f in dict.fromkeys(feeds) if f != alert["feed"]]
+        return alerts
 
 
 def _delivery(row) -> Delivery:

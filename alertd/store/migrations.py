@@ -8,16 +8,44 @@ from __future__ import annotations
 
 from typing import Callable
 
-from sqlalchemy import Connection, insert, inspect, select, update
+from sqlalchemy import Connection, insert, inspect, select, text, update
 
 from alertd.errors import StoreError
 from alertd.store import schema
 
 Migration = Callable[[Connection], None]
 
+def _v3_ingestion(conn: Connection) -> None:
+    """Feed schedule and health, stories (near-duplicate clusters), the article text cache,
+    and deliveries that carry operator notices (no alert behind them)."""
+    for column in ("configured_url TEXT", "next_poll_at TIMESTAMP", "last_failure VARCHAR(40)",
+                   "healthy BOOLEAN NOT NULL DEFAULT TRUE", "unhealthy_since TIMESTAMP", "disabled_reason TEXT"):
+        conn.execute(text(f"ALTER TABLE feeds ADD COLUMN {column}"))
+    conn.execute(text("UPDATE feeds SET configured_url = url"))
+    for column in ("canonical_url TEXT", "story_id INTEGER"):
+        conn.execute(text(f"ALTER TABLE items ADD COLUMN {column}"))
+    for table in (schema.stories, schema.story_bands, schema.article_texts):
+        table.create(conn)  # with their indexes
+    for index in schema.items.indexes | schema.feeds.indexes:
+        if index.name in ("ix_items_story", "ix_feeds_next_poll"):
+            index.create(conn)
+    if conn.dialect.name == "sqlite":
+        # SQLite cannot drop NOT NULL in place: rebuild the table under the current definition.
+        conn.execute(text("DROP INDEX IF EXISTS ix_deliveries_due"))
+        conn.execute(text("ALTER TABLE deliveries RENAME TO deliveries_v2"))
+        schema.deliveries.create(conn)
+        columns = ", ".join(c.name for c in schema.deliveries.columns if c.name != "kind")
+        conn.execute(text(f"INSERT INTO deliveries ({columns}, kind) SELECT {columns}, 'alert' FROM deliveries_v2"))
+        conn.execute(text("DROP TABLE deliveries_v2"))
+    else:
+        conn.execute(text("ALTER TABLE deliveries ALTER COLUMN alert_id DROP NOT NULL"))
+        conn.execute(text("ALTER TABLE deliveries ADD COLUMN kind VARCHAR(16) NOT NULL DEFAULT 'alert'"))
+
+
 # Version 1 is the initial schema (created from schema.py). Append upgrades below.
 MIGRATIONS: dict[int, Migration] = {
     2: lambda conn: schema.feedback.create(conn),  # analysts' labels on stored items
+    3: _v3_ingestion,  # feed schedule and health, stories, article text cache, notices
 }
 LATEST = max([1, *MIGRATIONS])
 

@@ -59,6 +59,13 @@ feeds = Table(
     Column("consecutive_failures", Integer, nullable=False, default=0),
     Column("items_total", Integer, nullable=False, default=0),
     Column("last_new_items", Integer, nullable=False, default=0),
+    # version 3: schedule, health and permanent redirects
+    Column("configured_url", Text),  # the config's URL when `url` was last set; a config change resets `url`
+    Column("next_poll_at", UTCDateTime),
+    Column("last_failure", String(40)),  # stable failure kind, see alertd/feeds/fetch.py
+    Column("healthy", Boolean, nullable=False, default=True),
+    Column("unhealthy_since", UTCDateTime),
+    Column("disabled_reason", Text),  # set on 410 Gone: the feed is not polled again
 )
 
 items = Table(
@@ -76,7 +83,37 @@ items = Table(
     Column("scores", JSON, nullable=False),
     Column("relevant", Boolean, nullable=False),
     Column("model_id", String(100), nullable=False),
+    Column("canonical_url", Text),  # version 3
+    Column("story_id", Integer),  # version 3: the story this item reports (near-duplicates share one)
     UniqueConstraint("feed", "item_key", name="uq_items_feed_key"),
+)
+
+stories = Table(
+    "stories",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("title", Text, nullable=False),  # of the first item seen
+    Column("signature", JSON, nullable=False),  # MinHash values of the first item
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("items_count", Integer, nullable=False, default=1),
+)
+
+# Locality-sensitive hashing index: a story is a candidate for an article sharing any band.
+story_bands = Table(
+    "story_bands",
+    metadata,
+    Column("band", String(40), primary_key=True),
+    Column("story_id", Integer, ForeignKey("stories.id"), primary_key=True),
+)
+
+article_texts = Table(
+    "article_texts",
+    metadata,
+    Column("url", Text, primary_key=True),  # canonical URL
+    Column("fetched_at", UTCDateTime, nullable=False),
+    Column("text", Text),  # extracted main text; NULL when extraction failed
+    Column("error", Text),
 )
 
 alerts = Table(
@@ -94,9 +131,10 @@ deliveries = Table(
     "deliveries",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("alert_id", Integer, ForeignKey("alerts.id"), nullable=False),
+    Column("alert_id", Integer, ForeignKey("alerts.id")),  # NULL for notices (version 3)
     Column("subscriber", String(200), nullable=False),
     Column("channel", String(20), nullable=False),
+    Column("kind", String(16), nullable=False, default="alert"),  # alert | notice (version 3)
     Column("message_id", String(64), nullable=False, unique=True),
     Column("payload", JSON, nullable=False),
     Column("state", String(16), nullable=False),  # pending | delivered | dead
@@ -120,3 +158,6 @@ feedback = Table(
 
 Index("ix_deliveries_due", deliveries.c.state, deliveries.c.next_attempt_at)
 Index("ix_alerts_created", alerts.c.created_at)
+Index("ix_items_story", items.c.story_id)
+Index("ix_stories_last_seen", stories.c.last_seen_at)
+Index("ix_feeds_next_poll", feeds.c.next_poll_at)

@@ -1,0 +1,198 @@
+"""One poll of one feed against real misbehaving servers on 127.0.0.1, a real SQLite store,
+the shipped model and a frozen clock: schedule, backoff, health, redirects, pages, stories."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import pytest
+import structlog
+
+from alertd.clock import FrozenClock
+from alertd.config import Settings
+from alertd.feeds.fetch import build_http_client
+from alertd.pipeline import Pipeline
+from alertd.store.database import PENDING
+from servers import Reply
+
+STORY = ("North Korea ships artillery shells and ballistic missiles to Russia, breaching UN arms embargo",
+         "Satellite imagery shows North Korean cargo ships loading containers of artillery munitions at Rajin port for delivery "
+         "to the Russian army. The United States said the arms transfers violate UN Security Council resolutions that ban all "
+         "weapons trade with Pyongyang, and announced sanctions on the shipping firms involved.")
+
+
+def rss(*items: tuple[str, str, str, str], extra: str = "") -> bytes:
+    body = "".join(f"<item><guid>{g}</guid><title>{t}</title><link>{l}</link><description>{d}</description></item>" for g, t, l, d in items)
+    return f"<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel><title>t</title>{extra}{body}</channel></rss>".encode()
+
+
+def settings(server, feeds: list[dict], **sections) -> Settings:
+    return Settings.model_validate({
+        "http": {"connect_timeout_seconds": 2, "read_timeout_seconds": 2, "total_timeout_seconds": 3, "max_body_bytes": 200_000},
+        "polling": {"min_interval_seconds": 60, "unhealthy_after_failures": 3},
+        "articles": {"min_summary_chars": 0},
+        "feeds": [{"interval_seconds": 900, "jitter_seconds": 0, **f} for f in feeds],
+        "subscribers": [
+            {"name": "casework", "channel": "webhook", "webhook_url": server.url("/hook"), "webhook_secret": "whsec_dGVzdHNlY3JldDAxMjM0NTY3ODk=", "allow_private_network": True},
+            {"name": "ops", "channel": "email", "email_to": ["ops@example.org"], "operator": True, "thresholds": {"sanctions": 1.0, "arms_transfer": 1.0}},
+        ],
+        **sections,
+    })
+
+
+@pytest.fixture
+def world(tmp_path, http_server, shipped_model):
+    """Build a pipeline over a fresh SQLite store for the given settings."""
+    from alertd.store import open_store
+
+    made = []
+
+    def build(cfg: Settings):
+        store = open_store(f"sqlite:///{tmp_path / 'alertd.db'}")
+        client = build_http_client("alertd-test/1.0", 2, 2)
+        clock = FrozenClock()
+        pipeline = Pipeline(store, client, shipped_model, cfg, clock, rng=random.Random(0))
+        made.append((store, client))
+        return pipeline, store, clock
+
+    yield build
+    for store, client in made:
+        client.close()
+        store.close()
+
+
+class TestScheduleAndHealth:
+    def test_retry_after_sets_next_poll(self, http_server, world):
+        """A 429 with Retry-After schedules the next poll exactly that far ahead."""
+        http_server.routes["/f.xml"] = Reply(429, headers={"retry-after": "1200"})
+        cfg = settings(http_server, [{"name": "f", "url": http_server.url("/f.xml")}])
+        pipeline, store, clock = world(cfg)
+        with structlog.testing.capture_logs() as logs:
+            report = pipeline.poll(cfg.feeds[0])
+        assert report.failure == "rate_limited" and report.next_poll_at == clock.now() + timedelta(seconds=1200)
+        assert store.feed_state("f").next_poll_at == report.next_poll_at
+        assert any(e["event"] == "feed_rate_limited" and e["log_level"] == "warning" for e in logs)
+
+    def test_cache_headers_and_304(self, http_server, world):
+        """A 200 with max-age lengthens the interval; a 304 keeps the validators and schedules again."""
+        def route(request):
+            if request.headers.get("if-none-match") == '"v1"':
+                return Reply(304, headers={"cache-control": "max-age=3600"})
+            return Reply(200, rss(("1", *STORY[:1], "http://127.0.0.1:9/a", STORY[1])), {"etag": '"v1"', "cache-control": "max-age=1800"})
+        http_server.routes["/f.xml"] = route
+        cfg = settings(http_server, [{"name": "f", "url": http_server.url("/f.xml")}])
+        pipeline, store, clock = world(cfg)
+        assert pipeline.poll(cfg.feeds[0]).next_poll_at == clock.now() + timedelta(seconds=1800)
+        clock.advance(1800)
+        second = pipeline.poll(cfg.feeds[0])
+        assert second.status == 304 and second.next_poll_at == clock.now() + timedelta(seconds=3600)
+
+    def test_failures_back_off_then_unhealthy_then_recovered(self, http_server, world):
+        """500s double the delay; the third failure marks the feed unhealthy and notifies operators; success recovers it."""
+        answers = iter([Reply(500)] * 3)
+        ok = Reply(200, rss(("1", "Weather", "http://127.0.0.1:9/w", "Sunny spells later in the week.")))
+        http_server.routes["/f.xml"] = lambda request: next(answers, ok)
+        cfg = settings(http_server, [{"name": "f", "url": http_server.url("/f.xml")}])
+        pipeline, store, clock = world(cfg)
+        delays = []
+        with structlog.testing.capture_logs() as logs:
+            for _ in range(3):
+                report = pipeline.poll(cfg.feeds[0])
+                delays.append((report.next_poll_at - clock.now()).total_seconds())
+                clock.advance(delays[-1])
+            state = store.feed_state("f")
+            assert delays == [900, 1800, 3600] and not state.healthy and state.consecutive_failures == 3
+            assert pipeline.poll(cfg.feeds[0]).error is None
+        assert store.feed_state("f").healthy and store.feed_state("f").unhealthy_since is None
+        notices = [d.payload["type"] for d in store.deliveries([PENDING]) if d.subscriber == "ops"]
+        assert notices == ["feed.recovered", "feed.unhealthy"]
+        events = [e["event"] for e in logs]
+        assert events.count("feed_http_error") == 3 and "feed_unhealthy" in events and "feed_recovered" in events
+
+    def test_permanent_redirect_updates_stored_url(self, http_server, world):
+        """After a 301 the stored URL is the new one, and the next poll goes there directly."""
+        http_server.routes["/old.xml"] = Reply(301, headers={"location": "/new.xml"})
+        http_server.routes["/new.xml"] = Reply(200, rss(("1", "Weather", "http://127.0.0.1:9/w", "Sunny.")))
+        cfg = settings(http_server, [{"name": "f", "url": http_server.url("/old.xml")}])
+        pipeline, store, clock = world(cfg)
+        pipeline.poll(cfg.feeds[0])
+        assert store.feed_state("f").url == http_server.url("/new.xml")
+        pipeline.poll(cfg.feeds[0])
+        assert [r.path for r in http_server.requests] == ["/old.xml", "/new.xml", "/new.xml"]
+
+    def test_gone_disables_the_feed(self, http_server, world):
+        """A 410 disables the feed with an error log; it is not fetched again."""
+        http_server.routes["/f.xml"] = Reply(410)
+        cfg = settings(http_server, [{"name": "f", "url": http_server.url("/f.xml")}])
+        pipeline, store, clock = world(cfg)
+        with structlog.testing.capture_logs() as logs:
+            assert pipeline.poll(cfg.feeds[0]).next_poll_at is None
+            pipeline.poll(cfg.feeds[0])
+        assert len(http_server.requests) == 1 and store.feed_state("f").disabled_reason
+        assert any(e["event"] == "feed_gone" and e["log_level"] == "error" for e in logs)
+
+    def test_invalid_xml_and_html_are_named(self, http_server, world):
+        """A body that is no feed at all is 'not_a_feed'; a feed broken before any item is 'malformed'."""
+        http_server.routes["/html"] = Reply(200, b"<html><body>Moved</body></html>", {"content-type": "text/html"})
+        http_server.routes["/bad"] = Reply(200, b"<?xml version='1.0'?><rss version='2.0'><channel><title>x</ti", {"content-type": "application/rss+xml"})
+        cfg = settings(http_server, [{"name": "h", "url": http_server.url("/html")}, {"name": "b", "url": http_server.url("/bad")}])
+        pipeline, store, clock = world(cfg)
+        assert pipeline.poll(cfg.feeds[0]).failure == "not_a_feed"
+        assert pipeline.poll(cfg.feeds[1]).failure in ("malformed", "not_a_feed")
+
+
+class TestArticlePages:
+    def test_short_summary_fetches_page_once_and_caches_it(self, http_server, world):
+        """A one-line summary is replaced by the page's main text, and the page is fetched once per URL."""
+        page = ("<html><head><title>x</title></head><body><nav>Home | World | Sport</nav><article><h1>" + STORY[0] + "</h1>"
+                + "".join(f"<p>{STORY[1]} Paragraph {i} adds detail on the Rason shipments and the sanctions response.</p>" for i in range(4))
+                + "</article><footer>Subscribe to our newsletter</footer></body></html>").encode()
+        http_server.routes["/story"] = Reply(200, page, {"content-type": "text/html; charset=utf-8"})
+        link = http_server.url("/story?utm_source=rss")
+        http_server.routes["/f.xml"] = Reply(200, rss(("1", STORY[0], link, "Shells to Russia.")))
+        http_server.routes["/g.xml"] = Reply(200, rss(("2", STORY[0], http_server.url("/story"), "Shells.")))
+        cfg = settings(http_server, [{"name": "f", "url": http_server.url("/f.xml")}, {"name": "g", "url": http_server.url("/g.xml")}],
+                       articles={"min_summary_chars": 200})
+        pipeline, store, clock = world(cfg)
+        pipeline.poll(cfg.feeds[0])
+        pipeline.poll(cfg.feeds[1])
+        assert [r.path for r in http_server.requests].count("/story?utm_source=rss") + [r.path for r in http_server.requests].count("/story") == 1
+        with store.engine.begin() as conn:
+            summary = conn.exec_driver_sql("SELECT summary FROM items WHERE feed = 'f'").scalar()
+        assert "Rason shipments" in summary and "Home | World" not in summary and "newsletter" not in summary
+
+    def test_failed_page_falls_back_to_summary(self, http_server, world):
+        """A page that errors leaves the summary as the scored text."""
+        http_server.routes["/f.xml"] = Reply(200, rss(("1", "Title", http_server.url("/missing"), "Short summary.")))
+        cfg = settings(http_server, [{"name": "f", "url": http_server.url("/f.xml")}], articles={"min_summary_chars": 200})
+        pipeline, store, clock = world(cfg)
+        with structlog.testing.capture_logs() as logs:
+            assert pipeline.poll(cfg.feeds[0]).new_items == 1
+        with store.engine.begin() as conn:
+            assert conn.exec_driver_sql("SELECT summary FROM items").scalar() == "Short summary."
+        assert any(e["event"] == "article_page_failed" and e["fallback"] == "summary" for e in logs)
+
+
+class TestOneAlertPerStory:
+    def test_same_story_in_two_feeds_alerts_once(self, http_server, world):
+        """The wire story in a second feed, lightly edited, joins the first one's story: no second alert, listed as also reported."""
+        http_server.routes["/a.xml"] = Reply(200, rss(("a1", *STORY[:1], "http://127.0.0.1:9/a1", STORY[1])))
+        edited = (STORY[0].replace("ships", "sends") + " - Yonhap", "SEOUL (Yonhap) - " + STORY[1])
+        http_server.routes["/b.xml"] = Reply(200, rss(("b1", edited[0], "http://127.0.0.1:9/b1", edited[1])))
+        cfg = settings(http_server, [{"name": "a", "url": http_server.url("/a.xml")}, {"name": "b", "url": http_server.url("/b.xml")}])
+        pipeline, store, clock = world(cfg)
+        first = pipeline.poll(cfg.feeds[0])
+        second = pipeline.poll(cfg.feeds[1])
+        assert first.alerts == 1 and second.alerts == 0 and second.alerts_merged == 1
+        [alert] = store.recent_alerts()
+        assert alert["feed"] == "a" and alert["also_reported_by"] == ["b"]
+
+    def test_clustering_can_be_turned_off(self, http_server, world):
+        """With stories disabled, each feed's copy alerts on its own."""
+        http_server.routes["/a.xml"] = Reply(200, rss(("a1", *STORY[:1], "http://127.0.0.1:9/a1", STORY[1])))
+        http_server.routes["/b.xml"] = Reply(200, rss(("b1", *STORY[:1], "http://127.0.0.1:9/b1", STORY[1])))
+        cfg = settings(http_server, [{"name": "a", "url": http_server.url("/a.xml")}, {"name": "b", "url": http_server.url("/b.xml")}],
+                       stories={"enabled": False})
+        pipeline, store, clock = world(cfg)
+        assert pipeline.poll(cfg.feeds[0]).alerts + pipeline.poll(cfg.feeds[1]).alerts == 2
