@@ -102,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
 
     deliveries = with_config(sub.add_parser(
         "deliveries", help="pending and dead deliveries; 'retry' re-queues dead ones; 'replay' resends delivered ones"))
-    deliveries.add_argument("action", nargs="?", choices=["list", "retry", "replay"], default="list")
+    deliveries.add_argument("action", nargs="?", choices=["list", "retry", "replay", "enable"], default="list")
     deliveries.add_argument("--id", type=int, help="with retry: only this delivery")
     deliveries.add_argument("--subscriber", help="with retry: only this subscriber's; with replay: required")
     deliveries.add_argument("--since", type=_since, help="with replay: ISO time (UTC if no offset) or an age such as 90m, 6h, 2d")
@@ -416,6 +416,12 @@ def cmd_deliveries(args) -> int:
     settings = load_settings(args.config)
     store = open_store(settings.database_url)
     try:
+        if args.action == "enable":
+            if not args.subscriber:
+                raise AlertdError("enable needs --subscriber NAME")
+            was_disabled = store.enable_endpoint(args.subscriber)
+            print(f"endpoint of {args.subscriber} {'enabled again' if was_disabled else 'was not disabled'}")
+            return 0
         if args.action == "replay":
             if not args.subscriber or args.since is None:
                 raise AlertdError("replay needs --subscriber NAME and --since TIME")
@@ -430,6 +436,7 @@ def cmd_deliveries(args) -> int:
         states = (PENDING, HELD, DEAD, DELIVERED, DIGESTED) if args.all else (PENDING, HELD, DEAD)
         rows = store.deliveries(states)
         counts = store.delivery_counts()
+        disabled = store.disabled_endpoints()
     finally:
         store.close()
     if args.json:
@@ -440,4 +447,6 @@ def cmd_deliveries(args) -> int:
         ["ID", "ALERT", "SUBSCRIBER", "CHANNEL", "STATE", "ATTEMPTS", "NEXT ATTEMPT (UTC)", "LAST ERROR"],
     ))
     print(" ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "outbox empty")
+    for subscriber, reason in sorted(disabled.items()):
+        print(f"endpoint of {subscriber} is DISABLED ({reason}); fix it, then: alertd deliveries enable --subscriber {subscriber}")
     return 0

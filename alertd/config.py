@@ -131,6 +131,9 @@ class SmtpSettings(_Section):
     username: str = Field("", description="Login name; empty means no authentication.")
     password: SecretStr | None = Field(None, description="Login password (prefer password_env or password_file).")
     from_address: str = Field("alertd@localhost", description="Envelope and header sender of alert emails.")
+    unsubscribe_address: str = Field(
+        "", description="When set, alert and digest emails carry a List-Unsubscribe header pointing at this mailbox."
+    )
     timeout_seconds: float = Field(30.0, gt=0, description="Timeout for the SMTP conversation.")
 
 
@@ -178,6 +181,7 @@ class SubscriberSettings(_Section):
     )
     languages: tuple[str, ...] = Field((), description="Only articles in these languages (ISO 639-1); empty means all.")
     feed_tags: tuple[str, ...] = Field((), description="Only articles from feeds carrying one of these tags; empty means all.")
+    feeds: tuple[str, ...] = Field((), description="Only articles from these feeds (by name); empty means all.")
     countries: tuple[str, ...] = Field(
         (),
         description="Only articles naming one of these states or groups: ISO 3166-1 alpha-2 codes (KP, IR, RU, ...) "

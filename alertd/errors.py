@@ -7,6 +7,7 @@
     └── DeliveryError                one failed send; ``retryable`` decides retry vs dead-letter
         ├── RetryableDeliveryError   receiver down, 5xx, 429, timeouts: back off and retry
         └── PermanentDeliveryError   4xx, bad address: retrying cannot help
+            └── EndpointGoneError    410 Gone: the endpoint is disabled until re-enabled
 
 Feed problems are not exceptions that escape: a feed's fetch or parse failure is
 recorded on that feed and logged, and the cycle goes on with the other feeds.
@@ -49,3 +50,7 @@ class RetryableDeliveryError(DeliveryError):
 
 class PermanentDeliveryError(DeliveryError):
     retryable = False
+
+
+class EndpointGoneError(PermanentDeliveryError):
+    """The receiver says the endpoint no longer exists; stop sending to it."""

@@ -30,6 +30,8 @@ def match(scored: ScoredItem, feed_tags: Sequence[str], subscribers: Sequence[Su
             continue
         if subscriber.feed_tags and not set(subscriber.feed_tags) & set(feed_tags):
             continue
+        if subscriber.feeds and scored.feed not in subscriber.feeds:
+            continue
         if subscriber.include_keywords and not any(contains_phrase(text, k) for k in subscriber.include_keywords):
             continue
         if any(contains_phrase(text, k) for k in subscriber.exclude_keywords):

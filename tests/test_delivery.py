@@ -119,14 +119,29 @@ class TestWebhookSender:
         assert dead.attempts == 3 and "500" in dead.last_error
         assert store.requeue_dead(clock.now()) == 1 and len(store.deliveries([PENDING])) == 1
 
-    def test_gone_endpoint_is_dead_at_once(self, store, webhook_receiver):
-        """410 Gone is permanent: no retries."""
-        webhook_receiver.routes["/hook"] = Reply(410)
+    def test_gone_endpoint_is_disabled_and_nothing_is_lost(self, store, webhook_receiver):
+        """410 Gone disables that endpoint: its deliveries wait, other subscribers go on, and
+        once enabled again everything held back arrives."""
+        webhook_receiver.routes["/gone"] = Reply(410)
+        webhook_receiver.routes["/fine"] = Reply(200)
         clock = now_clock()
-        store.record_poll(outcome_with([scored_item()]), clock.now(), real_payload)
+        subscribers = [webhook_subscriber(webhook_receiver.url("/gone"), "gone"), webhook_subscriber(webhook_receiver.url("/fine"), "fine")]
+        store.record_poll(outcome_with([scored_item("guid:1"), scored_item("guid:2")], subscribers=("gone", "fine")), clock.now(), real_payload)
         with httpx.Client() as client:
-            result = loop(store, {"webhook": WebhookSender(client, clock)}, [webhook_subscriber(webhook_receiver.url("/hook"))], clock).run_once()
-        assert result.dead == 1 and "410" in store.deliveries([DEAD])[0].last_error
+            outbox = loop(store, {"webhook": WebhookSender(client, clock)}, subscribers, clock)
+            outbox.drain()
+            clock.advance(3600)
+            outbox.drain()
+            gone_requests = [r for r in webhook_receiver.requests if r.path == "/gone"]
+            assert len(gone_requests) == 1, "no further attempts after 410"
+            assert len([r for r in webhook_receiver.requests if r.path == "/fine"]) == 2
+            assert store.disabled_endpoints() == {"gone": "receiver answered 410 Gone: endpoint removed"}
+            assert {d.subscriber for d in store.deliveries([PENDING])} == {"gone"} and len(store.deliveries([PENDING])) == 2
+            webhook_receiver.routes["/gone"] = Reply(200)
+            assert store.enable_endpoint("gone")
+            outbox.drain()
+        assert len([r for r in webhook_receiver.requests if r.path == "/gone"]) == 3
+        assert store.deliveries([PENDING]) == []
 
     def test_unconfigured_subscriber_is_dead_lettered_not_lost(self, store):
         """A delivery whose subscriber was removed from config is kept as dead, with the reason."""
@@ -150,6 +165,14 @@ class TestEmail:
         html = message.get_body(("html",)).get_content()
         assert "Iran drones for Russia" in plain and "term" in plain
         assert "<table" in html and "Iran drones for Russia" in html
+
+    def test_list_unsubscribe_header_when_configured(self, store, smtp_server):
+        """With smtp.unsubscribe_address set, messages carry a mailto List-Unsubscribe naming the subscriber."""
+        clock = now_clock()
+        store.record_poll(outcome_with([scored_item()], channel="email"), clock.now(), real_payload)
+        sender = SmtpSender(SmtpSettings(host="127.0.0.1", port=smtp_server.port, unsubscribe_address="alerts-admin@example.org"))
+        loop(store, {"email": sender}, [email_subscriber()], clock).run_once()
+        assert smtp_server.messages[0]["List-Unsubscribe"].strip() == "<mailto:alerts-admin@example.org?subject=unsubscribe%20sub-a>"
 
     def test_smtp_down_is_retried_then_delivered(self, store, smtp_server):
         """With the SMTP server refusing (451), the email is retried and delivered later."""

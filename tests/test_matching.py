@@ -73,3 +73,10 @@ class TestContentFilters:
 
         with pytest.raises(ValidationError, match="known: AE"):
             subscriber(countries=("XX",))
+
+
+class TestFeedFilter:
+    def test_only_named_feeds(self):
+        """A subscriber limited to some feeds ignores articles from others."""
+        subs = [subscriber(name="a-only", feeds=("feed-a",)), subscriber(name="b-only", feeds=("feed-b",))]
+        assert [a.subscriber for a in match(scored_item(feed="feed-a"), (), subs, MODEL_THRESHOLDS)] == ["a-only"]

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from alertd.errors import StoreError
 from alertd.store import open_store
+from alertd.store.migrations import LATEST
 from alertd.store.database import DEAD, DELIVERED, PENDING, PollOutcome
 from factories import outcome_with, scored_item, simple_payload
 
@@ -170,7 +171,7 @@ class TestUpgrade:
         assert store.known_item_keys("feed-a", ["guid:1"]) == {"guid:1"}
         store.record_feedback(store.item_id_for_alert(1), {"sanctions": 1, "arms_transfer": 1}, "ana", NOW)
         with store.engine.begin() as conn:
-            assert conn.execute(sa.text("SELECT version FROM schema_version")).scalar() == 3
+            assert conn.execute(sa.text("SELECT version FROM schema_version")).scalar() == LATEST
         store.close()
 
     def test_version_2_database_gains_schedule_stories_and_notices(self, database_url):
@@ -191,6 +192,19 @@ class TestUpgrade:
         result = store.record_poll(outcome, NOW, simple_payload, StoryMatcher(0.5, timedelta(days=3)))
         assert len(result.delivery_ids) == 2 and {d.payload.get("type") for d in store.deliveries([PENDING])} >= {"feed.unhealthy"}
         with store.engine.begin() as conn:
-            assert conn.execute(sa.text("SELECT version FROM schema_version")).scalar() == 3
+            assert conn.execute(sa.text("SELECT version FROM schema_version")).scalar() == LATEST
             assert conn.execute(sa.text("SELECT count(*) FROM stories")).scalar() == 1
         store.close()
+
+
+class TestDisabledEndpoints:
+    def test_disabled_subscriber_is_not_claimed_until_enabled(self, store):
+        """A disabled endpoint's deliveries stay pending and unclaimed; enabling releases them."""
+        store.record_poll(outcome_with([scored_item()], subscribers=("gone", "fine")), NOW, simple_payload)
+        store.disable_endpoint("gone", "410", NOW)
+        claimed = store.claim_due_deliveries(NOW, NOW + timedelta(minutes=2), "w", 10)
+        assert [d.subscriber for d in claimed] == ["fine"]
+        store.mark_delivered(claimed[0].id, NOW)
+        assert store.enable_endpoint("gone") and not store.enable_endpoint("gone")
+        later = NOW + timedelta(minutes=3)
+        assert [d.subscriber for d in store.claim_due_deliveries(later, later + timedelta(minutes=2), "w", 10)] == ["gone"]

@@ -7,6 +7,7 @@ import smtplib
 import ssl
 from email.message import EmailMessage
 from email.utils import make_msgid
+from urllib.parse import quote
 
 from alertd.config import SmtpSettings, SubscriberSettings
 from alertd.domain import Delivery
@@ -105,15 +106,17 @@ class SmtpSender:
         self._settings = settings
 
     def send(self, delivery: Delivery, subscriber: SubscriberSettings) -> None:
-        self.deliver(render_email(delivery.payload, self._settings.from_address, subscriber.email_to))
+        self.deliver(render_email(delivery.payload, self._settings.from_address, subscriber.email_to), subscriber.name)
 
     @property
     def from_address(self) -> str:
         return self._settings.from_address
 
-    def deliver(self, message: EmailMessage) -> None:
+    def deliver(self, message: EmailMessage, subscriber: str) -> None:
         """One SMTP conversation; failures become retryable or permanent DeliveryErrors."""
         s = self._settings
+        if s.unsubscribe_address and "List-Unsubscribe" not in message:
+            message["List-Unsubscribe"] = f"<mailto:{s.unsubscribe_address}?subject={quote(f'unsubscribe {subscriber}')}>"
         try:
             context = ssl.create_default_context(cafile=s.ca_file) if s.security != "none" else None
             if s.security == "tls":

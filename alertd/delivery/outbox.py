@@ -18,7 +18,7 @@ from alertd.config import DeliverySettings, SubscriberSettings
 from alertd.delivery.digest import latest_slot, render_digest
 from alertd.delivery.email import SmtpSender
 from alertd.domain import Delivery
-from alertd.errors import DeliveryError
+from alertd.errors import DeliveryError, EndpointGoneError
 from alertd.store import Store
 
 log = structlog.get_logger("alertd.delivery")
@@ -90,7 +90,7 @@ class DeliveryLoop:
             bound = log.bind(subscriber=subscriber.name, alerts=len(held))
             message = render_digest([d.payload for d in held], digest_sender.from_address, subscriber.email_to, slot, subscriber.name)
             try:
-                digest_sender.deliver(message)
+                digest_sender.deliver(message, subscriber.name)
             except DeliveryError as exc:
                 attempts = held[0].attempts + 1
                 delay = retry_delay(attempts, self._policy, self._rng) if exc.retryable else None
@@ -109,12 +109,18 @@ class DeliveryLoop:
             now, now + timedelta(seconds=self._policy.lease_seconds), self._worker, self._policy.batch_size
         )
         delivered = retried = dead = 0
+        gone: set[str] = set()  # endpoints disabled during this pass: leave the rest of their batch
         for delivery in claimed:
             if stop():
                 break
+            if delivery.subscriber in gone:
+                self._store.release_lease(delivery.id)
+                continue
             outcome = self._attempt(delivery)
+            if outcome == "gone":
+                gone.add(delivery.subscriber)
             delivered += outcome == "delivered"
-            retried += outcome == "retry"
+            retried += outcome in ("retry", "gone")
             dead += outcome == "dead"
         return PassResult(delivered, retried, dead)
 
@@ -144,6 +150,13 @@ class DeliveryLoop:
             return "dead"
         try:
             sender.send(delivery, subscriber)
+        except EndpointGoneError as exc:
+            # The endpoint is gone: stop sending to it at all. This delivery and later ones
+            # stay pending (nothing is lost) until an operator enables the endpoint again.
+            self._store.disable_endpoint(delivery.subscriber, str(exc), self._clock.now())
+            self._store.mark_failed(delivery.id, str(exc), retry_at=self._clock.now())
+            bound.error("endpoint_disabled", error=str(exc), hint=f"fix the URL, then: alertd deliveries enable --subscriber {delivery.subscriber}")
+            return "gone"
         except DeliveryError as exc:
             attempts = delivery.attempts + 1
             delay = retry_delay(attempts, self._policy, self._rng) if exc.retryable else None

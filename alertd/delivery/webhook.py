@@ -20,7 +20,7 @@ import httpx
 from alertd.clock import Clock
 from alertd.config import SubscriberSettings
 from alertd.domain import Delivery
-from alertd.errors import PermanentDeliveryError, RetryableDeliveryError
+from alertd.errors import EndpointGoneError, PermanentDeliveryError, RetryableDeliveryError
 
 
 def encode_body(payload: dict) -> bytes:
@@ -87,7 +87,7 @@ class WebhookSender:
         if 200 <= response.status_code < 300:
             return
         if response.status_code == 410:
-            raise PermanentDeliveryError("receiver answered 410 Gone: endpoint removed")
+            raise EndpointGoneError("receiver answered 410 Gone: endpoint removed")
         raise RetryableDeliveryError(
             f"receiver answered HTTP {response.status_code}", retry_after=retry_after_seconds(response.headers.get("retry-after"))
         )

@@ -360,12 +360,14 @@ class Store:
 
     def claim_due_deliveries(self, now: datetime, lease_until: datetime, worker: str, limit: int) -> list[Delivery]:
         """Lease up to ``limit`` due deliveries to ``worker``; an expired lease is fair game,
-        so a crashed sender's claims are retried."""
+        so a crashed sender's claims are retried. Subscribers whose endpoint is disabled
+        are skipped: their deliveries wait, pending, until it is enabled again."""
         d = schema.deliveries
         with self.engine.begin() as conn:
             due = (
                 select(d.c.id)
-                .where(d.c.state == PENDING, d.c.next_attempt_at <= now, or_(d.c.lease_until.is_(None), d.c.lease_until < now))
+                .where(d.c.state == PENDING, d.c.next_attempt_at <= now, or_(d.c.lease_until.is_(None), d.c.lease_until < now),
+                       d.c.subscriber.not_in(select(schema.disabled_endpoints.c.subscriber)))
                 .order_by(d.c.next_attempt_at, d.c.id)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
@@ -376,6 +378,27 @@ class Store:
             conn.execute(update(d).where(d.c.id.in_(ids)).values(lease_until=lease_until, claimed_by=worker))
             rows = conn.execute(select(d).where(d.c.id.in_(ids)).order_by(d.c.next_attempt_at, d.c.id)).mappings().all()
         return [_delivery(r) for r in rows]
+
+    def release_lease(self, delivery_id: int) -> None:
+        d = schema.deliveries
+        with self.engine.begin() as conn:
+            conn.execute(update(d).where(d.c.id == delivery_id).values(lease_until=None))
+
+    def disable_endpoint(self, subscriber: str, reason: str, now: datetime) -> None:
+        e = schema.disabled_endpoints
+        with self.engine.begin() as conn:
+            conn.execute(e.delete().where(e.c.subscriber == subscriber))
+            conn.execute(insert(e).values(subscriber=subscriber, reason=reason[:2000], disabled_at=now))
+
+    def enable_endpoint(self, subscriber: str) -> bool:
+        e = schema.disabled_endpoints
+        with self.engine.begin() as conn:
+            return conn.execute(e.delete().where(e.c.subscriber == subscriber)).rowcount > 0
+
+    def disabled_endpoints(self) -> dict[str, str]:
+        e = schema.disabled_endpoints
+        with self.engine.begin() as conn:
+            return {row.subscriber: row.reason for row in conn.execute(select(e))}
 
     def mark_delivered(self, delivery_id: int, now: datetime) -> None:
         d = schema.deliveries

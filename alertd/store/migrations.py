@@ -46,6 +46,7 @@ def _v3_ingestion(conn: Connection) -> None:
 MIGRATIONS: dict[int, Migration] = {
     2: lambda conn: schema.feedback.create(conn),  # analysts' labels on stored items
     3: _v3_ingestion,  # feed schedule and health, stories, article text cache, notices
+    4: lambda conn: schema.disabled_endpoints.create(conn),  # webhook endpoints that answered 410 Gone
 }
 LATEST = max([1, *MIGRATIONS])
 

@@ -146,6 +146,14 @@ deliveries = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("delivered_at", UTCDateTime),
 )
+disabled_endpoints = Table(
+    "disabled_endpoints",
+    metadata,
+    Column("subscriber", String(200), primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("disabled_at", UTCDateTime, nullable=False),
+)
+
 feedback = Table(
     "feedback",
     metadata,
