@@ -134,7 +134,7 @@ def cmd_run(args) -> int:
     from alertd.daemon import Daemon, build_runtime
 
     settings = _settings(args)
-    Daemon(build_runtime(settings)).run()
+    Daemon(build_runtime(settings), config_path=Path(args.config)).run()
     return 0
 
 

@@ -9,6 +9,7 @@ import socket
 import threading
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import structlog
@@ -22,13 +23,13 @@ from alertd.delivery.chat import AppriseSender
 from alertd.delivery.email import SmtpSender
 from alertd.delivery.outbox import DeliveryLoop, PassResult
 from alertd.delivery.webhook import WebhookSender
+from alertd.errors import AlertdError
 from alertd.feeds.dispatch import Dispatcher
 from alertd.feeds.fetch import build_http_client
 from alertd.feeds.hosts import HostSlots
+from alertd.health import HealthServer, Heartbeats
 from alertd.model import RelevanceModel, load_model
 from alertd.pipeline import Pipeline, PollReport
-from alertd.errors import AlertdError
-from alertd.health import HealthServer, Heartbeats
 from alertd.metrics import Metrics
 from alertd.store import Store, open_store
 from alertd.systemd import Notifier
@@ -72,9 +73,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None, model: Relevan
         timeout=settings.delivery.webhook_timeout_seconds,
         follow_redirects=False,
     )
-    senders: dict = {"webhook": WebhookSender(webhook_client, clock), "email": SmtpSender(settings.smtp)}
-    if any(s.channel == "apprise" for s in settings.subscribers):
-        senders["apprise"] = AppriseSender()
+    senders = build_senders(settings, webhook_client, clock)
     worker = f"{socket.gethostname()}:{os.getpid()}"
     hosts = HostSlots(settings.polling.per_host_connections)
     pipeline = Pipeline(store, feed_client, model, settings, clock, hosts)
@@ -82,6 +81,27 @@ def build_runtime(settings: Settings, clock: Clock | None = None, model: Relevan
     dispatcher = Dispatcher(lambda feed: poll_safely(pipeline, feed, clock), pipeline.target, workers, hosts)
     log.info("runtime_ready", model=model.model_id, feeds=len(settings.feeds), subscribers=len(settings.subscribers))
     return Runtime(settings, store, model, pipeline, delivery, (feed_client, webhook_client), dispatcher, clock)
+
+
+def build_senders(settings: Settings, webhook_client: httpx.Client, clock: Clock) -> dict:
+    senders: dict = {"webhook": WebhookSender(webhook_client, clock), "email": SmtpSender(settings.smtp)}
+    if any(s.channel == "apprise" for s in settings.subscribers):
+        senders["apprise"] = AppriseSender()
+    return senders
+
+
+# Settings that a reload cannot change in a running process; changing them needs a restart.
+RESTART_ONLY = ("daemon.state_dir", "daemon.database_url", "daemon.poll_workers", "http", "health", "polling.per_host_connections")
+
+
+def _restart_only_changes(old: Settings, new: Settings) -> list[str]:
+    def get(settings: Settings, dotted: str):
+        value = settings
+        for part in dotted.split("."):
+            value = getattr(value, part)
+        return value
+
+    return [key for key in RESTART_ONLY if get(old, key) != get(new, key)]
 
 
 def poll_safely(pipeline: Pipeline, feed: FeedSettings, clock: Clock) -> PollReport:
@@ -109,14 +129,17 @@ def run_cycle(runtime: Runtime, due_only: bool = False) -> tuple[list[PollReport
 
 
 class Daemon:
-    def __init__(self, runtime: Runtime, notifier: Notifier | None = None):
+    def __init__(self, runtime: Runtime, notifier: Notifier | None = None, config_path: Path | None = None):
         self._runtime = runtime
+        self._config_path = config_path
+        self._reload_requested = threading.Event()
         self._stop = threading.Event()
         self._notifier = notifier or Notifier()
         self._beats = Heartbeats()
         self._started = False
         self._metrics = Metrics()
         self._metrics.model.info({"id": runtime.model.model_id})
+        runtime.pipeline.metrics = runtime.delivery.metrics = self._metrics
         store = runtime.store
         self._metrics.watch_store(lambda: (store.delivery_counts(), store.oldest_pending_at()), SystemClock().now)
 
@@ -137,6 +160,33 @@ class Daemon:
         counts = self._runtime.store.delivery_counts()
         return (f"{len(self._runtime.settings.feeds)} feeds, outbox: {counts.get('pending', 0)} pending, "
                 f"{counts.get('dead', 0)} dead; model {self._runtime.model.model_id}")
+
+    def request_reload(self, _signum=None, _frame=None) -> None:
+        self._reload_requested.set()
+
+    def reload(self) -> None:
+        """Validate the config file and model again; switch to them only if both are good."""
+        from alertd.config import load_settings
+
+        self._notifier.reloading()
+        log.info("reload_requested", config=str(self._config_path))
+        runtime = self._runtime
+        try:
+            settings = load_settings(self._config_path)
+            model = load_model(settings.model.path)
+        except AlertdError as exc:
+            problems = [str(p) for p in getattr(exc, "problems", [])] or [str(exc)]
+            log.error("reload_rejected", problems=problems, hint="still running on the previous config and model")
+            self._notifier.ready(self._status_line())
+            return
+        needs_restart = _restart_only_changes(runtime.settings, settings)
+        runtime.pipeline.reconfigure(settings, model)
+        runtime.delivery.reconfigure(settings.subscribers, settings.delivery, build_senders(settings, runtime.clients[1], runtime.clock))
+        runtime.settings, runtime.model = settings, model
+        self._metrics.model.info({"id": model.model_id})
+        log.info("reload_applied", feeds=len(settings.feeds), subscribers=len(settings.subscribers), model=model.model_id,
+                 needs_restart=needs_restart)
+        self._notifier.ready(self._status_line())
 
     def request_stop(self, signum=None, _frame=None) -> None:
         if not self._stop.is_set():
@@ -197,6 +247,8 @@ class Daemon:
         )
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self.request_stop)
+        if self._config_path is not None:
+            signal.signal(signal.SIGHUP, self.request_reload)
         scheduler.start()
         health = None
         if settings.health.enabled:
@@ -210,6 +262,9 @@ class Daemon:
             ticks = 0
             while not self._stop.wait(1.0):
                 ticks += 1
+                if self._reload_requested.is_set():
+                    self._reload_requested.clear()
+                    self.reload()
                 # Ping the watchdog only while the loops make progress: a wedged daemon
                 # stops pinging and systemd restarts it.
                 if self._notifier.watchdog_seconds and not self.problems():

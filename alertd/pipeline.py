@@ -27,6 +27,7 @@ from alertd.feeds.pages import PageFetcher
 from alertd.feeds.parse import ParsedFeed, parse_feed
 from alertd.feeds.schedule import PollPolicy, next_poll_at, next_poll_delay
 from alertd.matching import match
+from alertd.metrics import Metrics
 from alertd.model import RelevanceModel
 from alertd.stories import StoryMatcher, signature
 from alertd.store import Store
@@ -75,21 +76,28 @@ class Pipeline:
         clock: Clock,
         hosts: HostSlots | None = None,
         rng: random.Random | None = None,
+        metrics: Metrics | None = None,
     ):
         self._store = store
         self._client = client
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self.hosts = hosts or HostSlots(settings.polling.per_host_connections)
+        self.metrics = metrics
+        self.reconfigure(settings, model)
+
+    def reconfigure(self, settings: Settings, model: RelevanceModel) -> None:
+        """Take new settings and model (at start, and on SIGHUP); polls already running
+        finish with the ones they started with."""
         self._model = model
         self._settings = settings
         self._limits = FetchLimits(settings.http.max_body_bytes, settings.http.total_timeout_seconds)
         self._subscribers = {s.name: s for s in settings.subscribers}
         self._operators = [s for s in settings.subscribers if s.operator]
-        self._clock = clock
-        self._rng = rng or random.Random()
-        self.hosts = hosts or HostSlots(settings.polling.per_host_connections)
         polling = settings.polling
         self._policy = PollPolicy(polling.min_interval_seconds, polling.max_interval_seconds, polling.backoff_max_seconds)
         self._stories = StoryMatcher(settings.stories.similarity_threshold, timedelta(hours=settings.stories.window_hours)) if settings.stories.enabled else None
-        self._pages = PageFetcher(store, client, self._limits, self.hosts, clock, settings.articles)
+        self._pages = PageFetcher(self._store, self._client, self._limits, self.hosts, self._clock, settings.articles)
 
     def target(self, feed: FeedSettings) -> tuple[str, str | None]:
         """The URL the next poll will fetch and, when the feed is disabled, why."""
@@ -134,6 +142,7 @@ class Pipeline:
             disabled_reason="HTTP 410 Gone: the publisher removed this feed" if failure == "gone" else None,
         )
 
+        self._count_poll(feed.name, result.status, "error" if failure else "not_modified" if result.not_modified else "ok", now)
         if failure:
             level = bound.error if failure == "gone" else bound.warning
             level(f"feed_{failure}", status=result.status, error=error, consecutive_failures=failures,
@@ -155,6 +164,7 @@ class Pipeline:
             text = clean_article_text(pages.texts.get(item.key, item.summary))
             articles.append(Article(item.title, text, detect_language(f"{item.title}\n{text}", item.lang_hint)))
         scored = [ScoredItem(feed.name, i, a, s) for i, a, s in zip(fresh, articles, self._model.score(articles))]
+        self._count_scores(feed.name, len(parsed.items), scored)
         to_store = []
         immediate_budget = self._immediate_budget()
         for entry in scored:
@@ -167,6 +177,10 @@ class Pipeline:
         )
         recorded = self._store.record_poll(outcome, now, self._payload(feed), self._stories)
         alert_count = len(recorded.delivery_ids) - len(notices)
+        if self.metrics:
+            for _, alerts in to_store:
+                for new_alert in alerts:
+                    self.metrics.alerts.labels(new_alert.alert.subscriber).inc()
         for entry, alerts in to_store:
             if alerts:
                 bound.info(
@@ -179,6 +193,22 @@ class Pipeline:
         bound.info("feed_polled", status=result.status, items=len(parsed.items), new_items=recorded.new_items, alerts=alert_count,
                    pages_fetched=len(pages.to_cache), next_poll_in_seconds=round(delay or 0, 1))
         return PollReport(feed.name, result.status, None, recorded.new_items, alert_count, next_poll_at=when, alerts_merged=recorded.alerts_merged)
+
+    def _count_poll(self, feed: str, status: int | None, outcome: str, now: datetime) -> None:
+        if self.metrics:
+            self.metrics.polls.labels(feed, outcome).inc()
+            if status is not None:
+                self.metrics.http_status.labels(feed, str(status)).inc()
+            if outcome != "error":
+                self.metrics.last_success.labels(feed).set(now.timestamp())
+
+    def _count_scores(self, feed: str, items: int, scored: list[ScoredItem]) -> None:
+        if self.metrics:
+            self.metrics.items_seen.labels(feed).inc(items)
+            self.metrics.articles_scored.inc(len(scored))
+            for entry in scored:
+                for label, p in entry.scores.probabilities.items():
+                    self.metrics.scores.labels(label).observe(p)
 
     def _health_notices(self, bound, feed: FeedSettings, url: str, was_healthy: bool, healthy: bool, failures: int,
                         failure: str | None, error: str | None, now: datetime) -> list[NewNotice]:

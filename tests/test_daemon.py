@@ -157,6 +157,14 @@ allow_private_network = true
             families = {f.name: f for f in text_string_to_metric_families(httpx.get(base + "/metrics").text)}
             depth = {s.labels["state"]: s.value for s in families["alertd_outbox_deliveries"].samples}
             assert depth["delivered"] == 1 and depth["pending"] == 0
+            def sample(family, **labels):
+                return sum(s.value for s in families[family].samples if s.name.endswith("_total") and all(s.labels.get(k) == v for k, v in labels.items()))
+            assert sample("alertd_feed_polls", feed="world", outcome="ok") == 1
+            assert sample("alertd_feed_http_responses", feed="world", code="200") == 1
+            assert sample("alertd_articles_scored") == 3 and sample("alertd_alerts", subscriber="casework") == 1
+            assert sample("alertd_delivery_attempts", channel="webhook", result="delivered") == 1
+            scores = [s for s in families["alertd_article_score"].samples if s.name.endswith("_count")]
+            assert {s.labels["label"]: s.value for s in scores} == {"sanctions": 3, "arms_transfer": 3}
             process.send_signal(signal.SIGTERM)
             output, _ = process.communicate(timeout=30)
         finally:
@@ -166,3 +174,67 @@ allow_private_network = true
         listener.close()
         assert process.returncode == 0, output
         assert "STOPPING=1" in messages
+
+
+class TestReload:
+    def test_sighup_applies_a_valid_config_and_keeps_running_on_an_invalid_one(self, tmp_path, http_server, webhook_receiver):
+        """SIGHUP with a valid config starts polling a new feed; with an invalid one the daemon logs why
+        and keeps running on the old config."""
+        http_server.routes["/world.xml"] = Reply(200, FEED, {"content-type": "application/rss+xml"})
+        http_server.routes["/second.xml"] = Reply(200, FEED.replace(b"world-2026", b"second-2026"), {"content-type": "application/rss+xml"})
+        webhook_receiver.routes["/hook"] = Reply(200)
+        config = tmp_path / "alertd.toml"
+        base = f"""
+[daemon]
+state_dir = "{tmp_path / 'state'}"
+delivery_interval_seconds = 0.5
+log_format = "json"
+
+[articles]
+min_summary_chars = 0
+
+[stories]
+enabled = false
+
+[[feeds]]
+name = "world"
+url = "{http_server.url('/world.xml')}"
+interval_seconds = 3600
+jitter_seconds = 0
+
+[[subscribers]]
+name = "casework"
+channel = "webhook"
+webhook_url = "{webhook_receiver.url('/hook')}"
+webhook_secret = "{SECRET}"
+allow_private_network = true
+"""
+        config.write_text(base)
+        log_path = tmp_path / "daemon.log"
+        with open(log_path, "w") as log:
+            process = subprocess.Popen([sys.executable, "-m", "alertd", "run", "--config", str(config)],
+                                       cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+        try:
+            assert wait_for(lambda: len(webhook_receiver.requests) == 1)
+            config.write_text(base + f"""
+[[feeds]]
+name = "second"
+url = "{http_server.url('/second.xml')}"
+interval_seconds = 3600
+jitter_seconds = 0
+""")
+            process.send_signal(signal.SIGHUP)
+            assert wait_for(lambda: '"event": "reload_applied"' in log_path.read_text()), log_path.read_text()[-2000:]
+            assert wait_for(lambda: any(r.path == "/second.xml" for r in http_server.requests)), "new feed not polled"
+            assert wait_for(lambda: len(webhook_receiver.requests) == 2), "new feed's alert not delivered"
+            config.write_text(base.replace('interval_seconds = 3600', 'interval_seconds = "often"'))
+            process.send_signal(signal.SIGHUP)
+            assert wait_for(lambda: '"event": "reload_rejected"' in log_path.read_text())
+            assert process.poll() is None, "an invalid config must not stop the daemon"
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        output = log_path.read_text()
+        assert process.returncode == 0 and "feeds[0] (world).interval_seconds" in output

@@ -18,6 +18,7 @@ from alertd.config import DeliverySettings, SubscriberSettings
 from alertd.delivery.digest import latest_slot, render_digest
 from alertd.delivery.email import SmtpSender
 from alertd.domain import Delivery
+from alertd.metrics import Metrics
 from alertd.errors import DeliveryError, EndpointGoneError
 from alertd.store import Store
 
@@ -69,6 +70,7 @@ class DeliveryLoop:
         self._clock = clock
         self._worker = worker
         self._rng = rng or random.Random()
+        self.metrics: Metrics | None = None
 
     def send_digests(self) -> int:
         """Send each digest subscriber's alerts held since before their latest slot, one
@@ -117,6 +119,8 @@ class DeliveryLoop:
                 self._store.release_lease(delivery.id)
                 continue
             outcome = self._attempt(delivery)
+            if self.metrics:
+                self.metrics.deliveries.labels(delivery.channel, outcome).inc()
             if outcome == "gone":
                 gone.add(delivery.subscriber)
             delivered += outcome == "delivered"
@@ -135,6 +139,12 @@ class DeliveryLoop:
             if result.attempted < self._policy.batch_size or result.delivered == 0:
                 break
         return total
+
+    def reconfigure(self, subscribers: Sequence[SubscriberSettings], policy: DeliverySettings, senders: Mapping[str, Sender]) -> None:
+        """Take new subscribers, retry policy and senders (SIGHUP); called between passes."""
+        self._subscribers = {s.name: s for s in subscribers}
+        self._policy = policy
+        self._senders = senders
 
     def release(self) -> None:
         self._store.release_leases(self._worker)
