@@ -29,20 +29,12 @@ def burst_feed(count: int) -> bytes:
     return f"<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel><title>Burst</title>{items}</channel></rss>".encode()
 
 
-def start(config, log):
-    return subprocess.Popen(
-        [sys.executable, "-m", "alertd", "run", "--config", str(config)],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ),
-    )
-
-
-class TestKilledDuringBurst:
-    def test_every_alert_arrives_after_sigkill_and_restart(self, tmp_path, http_server, webhook_receiver):
-        """Killed mid-burst and restarted, the daemon delivers every alert; repeats carry the same webhook-id."""
-        http_server.routes["/burst.xml"] = Reply(200, burst_feed(BURST), {"content-type": "application/rss+xml"})
-        webhook_receiver.routes["/hook"] = Reply(200, delay_seconds=0.15)  # slow enough to be killed mid-burst
-        config = tmp_path / "alertd.toml"
-        config.write_text(f"""
+def burst_config(tmp_path, http_server, webhook_receiver, delivery_extra: str = ""):
+    """A daemon config: one feed carrying a burst of relevant items, one slow webhook receiver."""
+    http_server.routes["/burst.xml"] = Reply(200, burst_feed(BURST), {"content-type": "application/rss+xml"})
+    webhook_receiver.routes["/hook"] = Reply(200, delay_seconds=0.15)  # slow enough to be stopped mid-burst
+    config = tmp_path / "alertd.toml"
+    config.write_text(f"""
 [daemon]
 state_dir = "{tmp_path / 'state'}"
 delivery_interval_seconds = 0.2
@@ -55,8 +47,8 @@ min_summary_chars = 0
 enabled = false  # thirty near-identical items must stay thirty alerts here
 
 [delivery]
-lease_seconds = 2
 batch_size = 5
+{delivery_extra}
 
 [[feeds]]
 name = "burst"
@@ -71,6 +63,20 @@ webhook_url = "{webhook_receiver.url('/hook')}"
 webhook_secret = "{SECRET}"
 allow_private_network = true
 """)
+    return config
+
+
+def start(config, log):
+    return subprocess.Popen(
+        [sys.executable, "-m", "alertd", "run", "--config", str(config)],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ),
+    )
+
+
+class TestKilledDuringBurst:
+    def test_every_alert_arrives_after_sigkill_and_restart(self, tmp_path, http_server, webhook_receiver):
+        """Killed mid-burst and restarted, the daemon delivers every alert; repeats carry the same webhook-id."""
+        config = burst_config(tmp_path, http_server, webhook_receiver, delivery_extra="lease_seconds = 2")
         with open(tmp_path / "run.log", "w") as log:
             first = start(config, log)
             try:
@@ -106,37 +112,7 @@ allow_private_network = true
 class TestStoppedDuringBurst:
     def test_sigterm_mid_burst_loses_nothing(self, tmp_path, http_server, webhook_receiver):
         """SIGTERM in the middle of a burst stops the daemon cleanly (exit 0); after a restart the rest arrives."""
-        http_server.routes["/burst.xml"] = Reply(200, burst_feed(BURST), {"content-type": "application/rss+xml"})
-        webhook_receiver.routes["/hook"] = Reply(200, delay_seconds=0.15)
-        config = tmp_path / "alertd.toml"
-        config.write_text(f"""
-[daemon]
-state_dir = "{tmp_path / 'state'}"
-delivery_interval_seconds = 0.2
-log_format = "json"
-
-[articles]
-min_summary_chars = 0
-
-[stories]
-enabled = false
-
-[delivery]
-batch_size = 5
-
-[[feeds]]
-name = "burst"
-url = "{http_server.url('/burst.xml')}"
-interval_seconds = 3600
-jitter_seconds = 0
-
-[[subscribers]]
-name = "casework"
-channel = "webhook"
-webhook_url = "{webhook_receiver.url('/hook')}"
-webhook_secret = "{SECRET}"
-allow_private_network = true
-""")
+        config = burst_config(tmp_path, http_server, webhook_receiver)
         with open(tmp_path / "run.log", "w") as log:
             first = start(config, log)
             try:
