@@ -34,9 +34,12 @@ class Dispatcher:
         self._in_flight: dict[str, Future] = {}
         self.next_poll: dict[str, datetime | None] = {}  # feed name -> when due; None means disabled
 
-    def _start(self, feed: FeedSettings) -> Future | None:
-        """Start polling ``feed`` if a worker and a slot on its host are free."""
-        url, disabled = self._target(feed)
+    def _start(self, feed: FeedSettings, url: str | None = None) -> Future | None:
+        """Start polling ``feed`` if a worker and a slot on its host are free. ``url``, when
+        the caller already knows it, saves reading the feed's state again."""
+        disabled = None
+        if url is None:
+            url, disabled = self._target(feed)
         with self._lock:
             if disabled:
                 self.next_poll[feed.name] = None
@@ -69,18 +72,18 @@ class Dispatcher:
 
     def poll_all(self, feeds: Sequence[FeedSettings], stop: Callable[[], bool] = lambda: False) -> list:
         """Poll each feed once, as fast as the limits allow; block until all are done."""
-        waiting = list(feeds)
+        targets = {f.name: self._target(f) for f in feeds}  # one state read per feed and cycle
+        waiting = [f for f in feeds if not targets[f.name][1]]  # disabled feeds are skipped
         futures: dict[Future, FeedSettings] = {}
         reports = {}
         while (waiting or futures) and not stop():
             for feed in list(waiting):
+                if self.busy() >= self._workers:
+                    break  # nothing can start until a poll finishes: wait below instead of spinning
                 with self._lock:
                     if feed.name in self._in_flight:
                         continue
-                if self._target(feed)[1]:  # disabled
-                    waiting.remove(feed)
-                    continue
-                future = self._start(feed)
+                future = self._start(feed, targets[feed.name][0])
                 if future is not None:
                     waiting.remove(feed)
                     futures[future] = feed
