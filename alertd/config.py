@@ -289,10 +289,6 @@ class Settings(_Section):
         return entries
 
     @property
-    def digest_subscribers(self) -> tuple[SubscriberSettings, ...]:
-        return tuple(s for s in self.subscribers if s.delivery_mode == "digest" or s.max_immediate_per_hour)
-
-    @property
     def database_url(self) -> str:
         return self.daemon.database_url or f"sqlite:///{self.daemon.state_dir / 'alertd.db'}"
 

@@ -39,7 +39,3 @@ class HostSlots:
             if self._held[host] <= 0:
                 del self._held[host]
             self._changed.notify_all()
-
-    def in_flight(self, host: str) -> int:
-        with self._changed:
-            return self._held.get(host, 0)

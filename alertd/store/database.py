@@ -341,15 +341,6 @@ class Store:
                 found.update({r["url"]: ArticleText(r["url"], r["text"], r["error"]) for r in rows})
         return found
 
-    def story_reports(self, story_id: int) -> list[dict[str, Any]]:
-        """Every stored item of a story, first reported first: the outlets that carried it."""
-        i = schema.items
-        with self.engine.begin() as conn:
-            rows = conn.execute(
-                select(i.c.id, i.c.feed, i.c.title, i.c.link, i.c.seen_at).where(i.c.story_id == story_id).order_by(i.c.id)
-            ).mappings()
-            return [dict(r) for r in rows]
-
     def prune_story_index(self, before: datetime) -> int:
         """Drop the LSH bands of stories last reported before ``before``: they can no longer be joined."""
         s, b = schema.stories, schema.story_bands
@@ -498,13 +489,6 @@ class Store:
         d = schema.deliveries
         with self.engine.begin() as conn:
             return {state: n for state, n in conn.execute(select(d.c.state, func.count()).group_by(d.c.state))}
-
-    def next_due_at(self) -> datetime | None:
-        d = schema.deliveries
-        with self.engine.begin() as conn:
-            return conn.execute(select(func.min(d.c.next_attempt_at)).where(d.c.state == PENDING)).scalar()
-
-    # analyst feedback -----------------------------------------------------
 
     def item_id_for_alert(self, alert_id: int) -> int | None:
         with self.engine.begin() as conn:
