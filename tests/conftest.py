@@ -108,3 +108,34 @@ def assert_valid_payload(payload: dict) -> None:
 
     schema = json.loads((ROOT / "docs" / "webhook-payload.v1.schema.json").read_text(encoding="utf-8"))
     jsonschema.Draft202012Validator(schema).validate(payload)
+
+
+def daemon_config(tmp_path: Path, feed_url: str, webhook_url: str, secret: str, *, feed: str = "world",
+                  interval: int = 3600, sections: str = "") -> str:
+    """TOML for tests that run the real daemon: one feed, one webhook subscriber on loopback,
+    fast delivery passes, no article-page fetches; ``sections`` adds further tables."""
+    return f"""
+[daemon]
+state_dir = "{tmp_path / 'state'}"
+delivery_interval_seconds = 0.2
+log_format = "json"
+
+[polling]
+min_interval_seconds = 1
+
+[articles]
+min_summary_chars = 0
+{sections}
+[[feeds]]
+name = "{feed}"
+url = "{feed_url}"
+interval_seconds = {interval}
+jitter_seconds = 0
+
+[[subscribers]]
+name = "casework"
+channel = "webhook"
+webhook_url = "{webhook_url}"
+webhook_secret = "{secret}"
+allow_private_network = true
+"""

@@ -11,7 +11,7 @@ import time
 
 from standardwebhooks import Webhook
 
-from conftest import ROOT
+from conftest import ROOT, daemon_config
 from servers import Reply
 from test_daemon import wait_for
 
@@ -34,35 +34,15 @@ def burst_config(tmp_path, http_server, webhook_receiver, delivery_extra: str = 
     http_server.routes["/burst.xml"] = Reply(200, burst_feed(BURST), {"content-type": "application/rss+xml"})
     webhook_receiver.routes["/hook"] = Reply(200, delay_seconds=0.15)  # slow enough to be stopped mid-burst
     config = tmp_path / "alertd.toml"
-    config.write_text(f"""
-[daemon]
-state_dir = "{tmp_path / 'state'}"
-delivery_interval_seconds = 0.2
-log_format = "json"
-
-[articles]
-min_summary_chars = 0
-
+    sections = f"""
 [stories]
 enabled = false  # thirty near-identical items must stay thirty alerts here
 
 [delivery]
 batch_size = 5
 {delivery_extra}
-
-[[feeds]]
-name = "burst"
-url = "{http_server.url('/burst.xml')}"
-interval_seconds = 3600
-jitter_seconds = 0
-
-[[subscribers]]
-name = "casework"
-channel = "webhook"
-webhook_url = "{webhook_receiver.url('/hook')}"
-webhook_secret = "{SECRET}"
-allow_private_network = true
-""")
+"""
+    config.write_text(daemon_config(tmp_path, http_server.url("/burst.xml"), webhook_receiver.url("/hook"), SECRET, feed="burst", sections=sections))
     return config
 
 

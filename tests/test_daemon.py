@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from conftest import ROOT
+from conftest import ROOT, daemon_config
 from servers import Reply
 from test_end_to_end import FEED
 
@@ -31,31 +31,7 @@ class TestDaemon:
         http_server.routes["/world.xml"] = Reply(200, FEED, {"content-type": "application/rss+xml"})
         webhook_receiver.routes["/hook"] = Reply(200)
         config = tmp_path / "alertd.toml"
-        config.write_text(f"""
-[daemon]
-state_dir = "{tmp_path / 'state'}"
-delivery_interval_seconds = 0.2
-log_format = "json"
-
-[polling]
-min_interval_seconds = 1
-
-[articles]
-min_summary_chars = 0
-
-[[feeds]]
-name = "world"
-url = "{http_server.url('/world.xml')}"
-interval_seconds = 1
-jitter_seconds = 0
-
-[[subscribers]]
-name = "casework"
-channel = "webhook"
-webhook_url = "{webhook_receiver.url('/hook')}"
-webhook_secret = "{SECRET}"
-allow_private_network = true
-""")
+        config.write_text(daemon_config(tmp_path, http_server.url("/world.xml"), webhook_receiver.url("/hook"), SECRET, interval=1))
         process = subprocess.Popen(
             [sys.executable, "-m", "alertd", "run", "--config", str(config)],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ),
@@ -108,32 +84,8 @@ class TestSystemdIntegration:
         listener.settimeout(0.2)
         port = free_port()
         config = tmp_path / "alertd.toml"
-        config.write_text(f"""
-[daemon]
-state_dir = "{tmp_path / 'state'}"
-delivery_interval_seconds = 0.5
-log_format = "json"
-
-[health]
-enabled = true
-port = {port}
-
-[articles]
-min_summary_chars = 0
-
-[[feeds]]
-name = "world"
-url = "{http_server.url('/world.xml')}"
-interval_seconds = 60
-jitter_seconds = 0
-
-[[subscribers]]
-name = "casework"
-channel = "webhook"
-webhook_url = "{webhook_receiver.url('/hook')}"
-webhook_secret = "{SECRET}"
-allow_private_network = true
-""")
+        config.write_text(daemon_config(tmp_path, http_server.url("/world.xml"), webhook_receiver.url("/hook"), SECRET, interval=60,
+                                         sections=f"\n[health]\nenabled = true\nport = {port}\n"))
         messages: list[str] = []
 
         def drain_socket():
@@ -184,31 +136,8 @@ class TestReload:
         http_server.routes["/second.xml"] = Reply(200, FEED.replace(b"world-2026", b"second-2026"), {"content-type": "application/rss+xml"})
         webhook_receiver.routes["/hook"] = Reply(200)
         config = tmp_path / "alertd.toml"
-        base = f"""
-[daemon]
-state_dir = "{tmp_path / 'state'}"
-delivery_interval_seconds = 0.5
-log_format = "json"
-
-[articles]
-min_summary_chars = 0
-
-[stories]
-enabled = false
-
-[[feeds]]
-name = "world"
-url = "{http_server.url('/world.xml')}"
-interval_seconds = 3600
-jitter_seconds = 0
-
-[[subscribers]]
-name = "casework"
-channel = "webhook"
-webhook_url = "{webhook_receiver.url('/hook')}"
-webhook_secret = "{SECRET}"
-allow_private_network = true
-"""
+        base = daemon_config(tmp_path, http_server.url("/world.xml"), webhook_receiver.url("/hook"), SECRET,
+                             sections="\n[stories]\nenabled = false\n")
         config.write_text(base)
         log_path = tmp_path / "daemon.log"
         with open(log_path, "w") as log:
