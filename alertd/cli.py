@@ -326,7 +326,7 @@ def cmd_feeds(args) -> int:
 
     settings = load_settings(args.config)
     store = open_store(settings.database_url)
-    states = {s.name: s for s in store.feed_states()}
+    states = store.feed_states()
     store.close()
     rows = []
     for feed in settings.feeds:

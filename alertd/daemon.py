@@ -54,6 +54,7 @@ class Runtime:
 
     def close(self) -> None:
         self.dispatcher.shutdown()
+        self.pipeline.flush()
         for client in self.clients:
             client.close()
         self.store.close()
@@ -78,7 +79,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None, model: Relevan
     hosts = HostSlots(settings.polling.per_host_connections)
     pipeline = Pipeline(store, feed_client, model, settings, clock, hosts)
     delivery = DeliveryLoop(store, senders, settings.subscribers, settings.delivery, clock, worker)
-    dispatcher = Dispatcher(lambda feed: poll_safely(pipeline, feed, clock), pipeline.target, workers, hosts)
+    dispatcher = Dispatcher(lambda feed: poll_safely(pipeline, feed, clock), pipeline.targets, workers, hosts, pipeline.flush)
     log.info("runtime_ready", model=model.model_id, feeds=len(settings.feeds), subscribers=len(settings.subscribers))
     return Runtime(settings, store, model, pipeline, delivery, (feed_client, webhook_client), dispatcher, clock)
 
@@ -120,7 +121,7 @@ def run_cycle(runtime: Runtime, due_only: bool = False) -> tuple[list[PollReport
     feeds = list(runtime.settings.feeds)
     if due_only:
         now = runtime.clock.now()
-        states = {s.name: s for s in runtime.store.feed_states()}
+        states = runtime.store.feed_states()
         feeds = [f for f in feeds if f.name not in states or states[f.name].next_poll_at is None or states[f.name].next_poll_at <= now]
     reports = runtime.dispatcher.poll_all(feeds)
     if runtime.settings.stories.enabled:
@@ -226,7 +227,7 @@ class Daemon:
         )
         runtime = self._runtime
         now = runtime.clock.now()
-        states = {s.name: s for s in runtime.store.feed_states()}
+        states = runtime.store.feed_states()
         rng = random.Random()
         for feed in settings.feeds:
             state = states.get(feed.name)

@@ -10,9 +10,11 @@ the others.
 from __future__ import annotations
 
 import random
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Sequence
 
 import httpx
 import structlog
@@ -66,6 +68,45 @@ class _Target:
         return cls(feed.url, Validators(), None)
 
 
+def _nothing_to_change(state: FeedState | None, feed: FeedSettings, url: str) -> bool:
+    """A 304 for a healthy feed at its usual address changes only its poll times."""
+    return (
+        state is not None and state.url == url and (state.configured_url or state.url) == feed.url and state.healthy
+        and state.consecutive_failures == 0 and state.last_error is None and state.disabled_reason is None
+    )
+
+
+class QuietPolls:
+    """Not-modified polls that change only a feed's poll times, written many per transaction.
+
+    Most polls of a busy deployment are such 304s, and one transaction each would make the
+    database the bottleneck. Losing buffered ones in a crash costs nothing that matters:
+    the feed is polled a little early after the restart. Buffered polls are written when
+    ``batch`` accumulate or one waits ``max_wait``, and on every flush().
+    """
+
+    def __init__(self, store: Store, clock: Clock, batch: int = 200, max_wait: timedelta = timedelta(seconds=2)):
+        self._store = store
+        self._clock = clock
+        self._batch = batch
+        self._max_wait = max_wait
+        self._lock = threading.Lock()
+        self._pending: list[tuple[str, datetime, datetime | None]] = []
+
+    def add(self, feed: str, polled_at: datetime, next_poll_at: datetime | None) -> None:
+        with self._lock:
+            self._pending.append((feed, polled_at, next_poll_at))
+            due = len(self._pending) >= self._batch or self._clock.now() - self._pending[0][1] >= self._max_wait
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        if pending:
+            self._store.record_quiet_polls(pending)
+
+
 class Pipeline:
     def __init__(
         self,
@@ -84,6 +125,10 @@ class Pipeline:
         self._rng = rng or random.Random()
         self.hosts = hosts or HostSlots(settings.polling.per_host_connections)
         self.metrics = metrics
+        self._lock = threading.Lock()
+        self._known_states: dict[str, tuple[FeedState | None, int]] = {}  # feed -> (state, polls done when read)
+        self._polls_done: dict[str, int] = {}
+        self._quiet = QuietPolls(store, clock)
         self.reconfigure(settings, model)
 
     def reconfigure(self, settings: Settings, model: RelevanceModel) -> None:
@@ -99,14 +144,41 @@ class Pipeline:
         self._stories = StoryMatcher(settings.stories.similarity_threshold, timedelta(hours=settings.stories.window_hours)) if settings.stories.enabled else None
         self._pages = PageFetcher(self._store, self._client, self._limits, self.hosts, self._clock, settings.articles)
 
-    def target(self, feed: FeedSettings) -> tuple[str, str | None]:
-        """The URL the next poll will fetch and, when the feed is disabled, why."""
-        target = _Target.of(feed, self._store.feed_state(feed.name))
-        return target.url, target.disabled_reason
+    def targets(self, feeds: Sequence[FeedSettings]) -> dict[str, tuple[str, str | None]]:
+        """For each feed, the URL its next poll will fetch and, when it is disabled, why.
+
+        The states read here are kept for the polls about to start, so a poll need not read
+        its feed's state a second time; a poll that finished in between makes them stale,
+        and then the poll reads afresh."""
+        states = self._store.feed_states([f.name for f in feeds])
+        with self._lock:
+            for feed in feeds:
+                self._known_states[feed.name] = (states.get(feed.name), self._polls_done.get(feed.name, 0))
+        return {
+            f.name: (target.url, target.disabled_reason) for f in feeds if (target := _Target.of(f, states.get(f.name)))
+        }
+
+    def _state(self, feed: str) -> FeedState | None:
+        with self._lock:
+            known = self._known_states.pop(feed, None)
+            if known is not None and known[1] == self._polls_done.get(feed, 0):
+                return known[0]
+        return self._store.feed_state(feed)
+
+    def flush(self) -> None:
+        """Write the buffered not-modified polls (see QuietPolls)."""
+        self._quiet.flush()
 
     def poll(self, feed: FeedSettings) -> PollReport:
+        try:
+            return self._poll(feed)
+        finally:
+            with self._lock:
+                self._polls_done[feed.name] = self._polls_done.get(feed.name, 0) + 1
+
+    def _poll(self, feed: FeedSettings) -> PollReport:
         bound = log.bind(feed=feed.name)
-        state = self._store.feed_state(feed.name)
+        state = self._state(feed.name)
         target = _Target.of(feed, state)
         if target.disabled_reason:
             return PollReport(feed.name, state.last_status if state else None, target.disabled_reason, failure="gone")
@@ -120,7 +192,8 @@ class Pipeline:
         parsed: ParsedFeed | None = None
         failure, error = result.failure, result.error
         if not error and not result.not_modified:
-            parsed = parse_feed(result.body or b"", result.content_type, feed.language)
+            parsed = parse_feed(result.body or b"", result.content_type, feed.language,
+                                known=lambda keys: self._store.known_item_keys(feed.name, keys))
             if parsed.encoding_repaired:
                 bound.info("feed_encoding_repaired", encoding=parsed.encoding, declared_content_type=result.content_type)
             if parsed.problem and not parsed.items:
@@ -151,8 +224,11 @@ class Pipeline:
             self._store.record_poll(outcome, now, self._payload(feed))
             return PollReport(feed.name, result.status, error, failure=failure, next_poll_at=when)
         if result.not_modified or parsed is None:
-            outcome = PollOutcome(feed.name, url, 304, None, target.validators.etag, target.validators.last_modified, **common)
-            self._store.record_poll(outcome, now, self._payload(feed))
+            if _nothing_to_change(state, feed, url) and not notices:
+                self._quiet.add(feed.name, now, when)
+            else:
+                outcome = PollOutcome(feed.name, url, 304, None, target.validators.etag, target.validators.last_modified, **common)
+                self._store.record_poll(outcome, now, self._payload(feed))
             bound.debug("feed_not_modified", next_poll_in_seconds=round(delay or 0, 1))
             return PollReport(feed.name, 304, next_poll_at=when)
 
@@ -164,7 +240,7 @@ class Pipeline:
             text = clean_article_text(pages.texts.get(item.key, item.summary))
             articles.append(Article(item.title, text, detect_language(f"{item.title}\n{text}", item.lang_hint)))
         scored = [ScoredItem(feed.name, i, a, s) for i, a, s in zip(fresh, articles, self._model.score(articles))]
-        self._count_scores(feed.name, len(parsed.items), scored)
+        self._count_scores(feed.name, parsed.entries, scored)
         to_store = []
         immediate_budget = self._immediate_budget()
         for entry in scored:
@@ -190,7 +266,7 @@ class Pipeline:
                 )
         if recorded.alerts_merged:
             bound.info("alerts_merged_into_story", alerts_merged=recorded.alerts_merged, items_joined_story=recorded.items_joined_story)
-        bound.info("feed_polled", status=result.status, items=len(parsed.items), new_items=recorded.new_items, alerts=alert_count,
+        bound.info("feed_polled", status=result.status, items=parsed.entries, new_items=recorded.new_items, alerts=alert_count,
                    pages_fetched=len(pages.to_cache), next_poll_in_seconds=round(delay or 0, 1))
         return PollReport(feed.name, result.status, None, recorded.new_items, alert_count, next_poll_at=when, alerts_merged=recorded.alerts_merged)
 

@@ -24,6 +24,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     drip_seconds: float = 0.0  # pause between body bytes, for slow-server tests
     delay_seconds: float = 0.0  # pause before answering at all
+    drip_headers: bool = False  # drip the status line and headers too, not only the body
 
 
 @dataclass
@@ -69,6 +70,13 @@ class LocalHTTPServer:
                 if reply.delay_seconds:
                     time.sleep(reply.delay_seconds)
                 try:
+                    if reply.drip_headers:
+                        head = f"HTTP/1.1 {reply.status} OK\r\ncontent-length: {len(reply.body)}\r\n\r\n".encode()
+                        for byte in head + reply.body:
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                            time.sleep(reply.drip_seconds)
+                        return
                     self.send_response(reply.status)
                     headers = {"content-length": str(len(reply.body)), **reply.headers}
                     for k, v in headers.items():

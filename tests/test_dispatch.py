@@ -49,7 +49,7 @@ class TestDispatcher:
         feeds = [FeedSettings(name=f"f{i}", url=http_server.url(f"/f?{i}")) for i in range(8)]
         order: list[str] = []
         with build_http_client("t", 2, 6) as client:
-            dispatcher = Dispatcher(poller(client, order), lambda f: (f.url, None), workers=8, hosts=HostSlots(2))
+            dispatcher = Dispatcher(poller(client, order), lambda feeds: {f.name: (f.url, None) for f in feeds}, workers=8, hosts=HostSlots(2))
             threading.Timer(0.3, probe.release.set).start()
             reports = dispatcher.poll_all(feeds)
             dispatcher.shutdown()
@@ -64,7 +64,7 @@ class TestDispatcher:
         ]
         order: list[str] = []
         with build_http_client("t", 2, 1) as client:
-            dispatcher = Dispatcher(poller(client, order), lambda f: (f.url, None), workers=4, hosts=HostSlots(2))
+            dispatcher = Dispatcher(poller(client, order), lambda feeds: {f.name: (f.url, None) for f in feeds}, workers=4, hosts=HostSlots(2))
             dispatcher.poll_all(feeds)
             dispatcher.shutdown()
         assert order[-1] == "hang" and len(order) == 7
@@ -81,7 +81,7 @@ class TestDispatcher:
             return PollReport(feed.name, 200, next_poll_at=NOW)
 
         feeds = [FeedSettings(name=n, url=f"http://127.0.0.1:9/{n}") for n in ("due", "later", "off")]
-        dispatcher = Dispatcher(poll, lambda f: (f.url, "gone" if f.name == "off" else None), workers=1, hosts=HostSlots(1))
+        dispatcher = Dispatcher(poll, lambda feeds: {f.name: (f.url, "gone" if f.name == "off" else None) for f in feeds}, workers=1, hosts=HostSlots(1))
         dispatcher.next_poll.update({"due": NOW, "later": NOW.replace(year=2027), "off": NOW})
         dispatcher.dispatch_due(feeds, NOW)
         done.wait(5)

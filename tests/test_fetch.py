@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import time
 
 import pytest
 
@@ -73,6 +74,15 @@ class TestFailuresAreReportedNotRaised:
         http_server.routes["/drip"] = Reply(200, b"<rss>" + b" " * 100, drip_seconds=0.2)
         result = fetch(client, http_server.url("/drip"), Validators(), FetchLimits(100_000, 1.0))
         assert not result.ok and "too slow" in result.error
+
+    def test_headers_sent_a_byte_at_a_time_hit_total_deadline(self, http_server, client):
+        """Dripping the status line and headers (about 8 s here) trips no read timeout; the
+        total deadline cuts the connection instead of letting the server hold the worker."""
+        http_server.routes["/drip-head"] = Reply(200, b"<rss/>", drip_seconds=0.2, drip_headers=True)
+        started = time.monotonic()
+        result = fetch(client, http_server.url("/drip-head"), Validators(), FetchLimits(100_000, 1.0))
+        assert result.failure == "too_slow" and "too slow" in result.error
+        assert time.monotonic() - started < 4
 
     def test_redirect_loop(self, http_server, client):
         """A redirect loop is named as such."""

@@ -23,6 +23,13 @@ class TestIdentity:
         assert keys[1] == "link:https://x.example/b?id=7"
         assert keys[2].startswith("hash:") and len(keys[2]) == 5 + 64
 
+    def test_positional_guids_are_qualified_by_link(self):
+        """A feed numbering its guids 1..n in every edition must not make new articles look seen."""
+        first = parse_feed(rss("<item><guid>1</guid><title>A</title><link>https://x.example/a?utm_source=x</link></item>"))
+        later = parse_feed(rss("<item><guid>1</guid><title>B</title><link>https://x.example/b</link></item>"))
+        assert first.items[0].key == "guid:1@https://x.example/a" and later.items[0].key == "guid:1@https://x.example/b"
+        assert parse_feed(rss("<item><guid>2079744</guid><title>A</title><link>https://x.example/a</link></item>")).items[0].key == "guid:2079744"
+
     def test_identity_is_stable_across_parses(self):
         """The same bytes give the same keys every time (no clock, no randomness)."""
         body = rss("<item><title>C</title><description>only text</description></item>")
@@ -114,3 +121,83 @@ class TestEncodings:
         """The channel's <ttl> (minutes) is returned for scheduling."""
         body = rss("<ttl>45</ttl><item><guid>1</guid><title>x</title></item>")
         assert parse_feed(body).ttl_minutes == 45
+
+
+def _items_by_key(parsed) -> dict:
+    return {i.key: i for i in parsed.items}
+
+
+class TestSkippingHeldEntries:
+    """A feed that changed mostly repeats itself: entries already stored are cut out before
+    feedparser runs, and what is left must parse exactly as it would have in the whole feed."""
+
+    FEED = rss(
+        "<item><guid>g-1</guid><title>One</title><description>&lt;p&gt;first&lt;/p&gt;</description><pubDate>Sun, 01 Mar 2026 12:00:00 GMT</pubDate></item>"
+        "<item><title>Two</title><link>https://x.example/two?utm_source=rss</link><description>second</description></item>"
+        "<item><guid>g-3</guid><title>Three</title><description>third</description></item>"
+    )
+
+    def test_only_new_entries_are_returned_and_they_match_a_full_parse(self):
+        asked = []
+
+        def known(keys):
+            asked.append(keys)
+            return {"guid:g-1", "link:https://x.example/two"}
+
+        parsed = parse_feed(self.FEED, known=known)
+        full = _items_by_key(parse_feed(self.FEED))
+        assert asked == [["guid:g-1", "link:https://x.example/two", "guid:g-3"]]
+        assert [i.key for i in parsed.items] == ["guid:g-3"]
+        assert parsed.items[0] == full["guid:g-3"]
+        assert parsed.entries == 3 and parsed.title == "Test" and parsed.problem is None
+
+    def test_atom_entries_are_cut_by_id(self):
+        body = (
+            "<?xml version='1.0' encoding='utf-8'?><feed xmlns='http://www.w3.org/2005/Atom'><title>A</title>"
+            "<entry><id>urn:a:1</id><title>Old</title><link href='https://x.example/1'/><updated>2026-03-01T12:00:00Z</updated></entry>"
+            "<entry><id>urn:a:2</id><title>New</title><link rel='alternate' href='https://x.example/2'/><updated>2026-03-02T12:00:00Z</updated></entry>"
+            "</feed>"
+        ).encode()
+        parsed = parse_feed(body, known=lambda keys: {"guid:urn:a:1"} & set(keys))
+        assert [i.title for i in parsed.items] == ["New"] and parsed.entries == 2
+        assert parsed.items[0] == _items_by_key(parse_feed(body))["guid:urn:a:2"]
+
+    def test_entry_without_guid_or_link_means_whole_feed_is_parsed(self):
+        body = rss("<item><guid>g-1</guid><title>One</title></item><item><title>No identity</title><description>x</description></item>")
+        parsed = parse_feed(body, known=lambda keys: {"guid:g-1"})
+        assert len(parsed.items) == 2  # nothing cut: the caller drops what it already holds
+
+    def test_feed_lxml_cannot_read_falls_back_to_feedparser(self):
+        """HTML entities are not XML: lxml refuses the feed, feedparser still reads all of it."""
+        body = rss("<item><guid>g-1</guid><title>Caf&eacute;</title></item><item><guid>g-2</guid><title>Two</title></item>")
+        parsed = parse_feed(body, known=lambda keys: {"guid:g-1"})
+        assert {i.key for i in parsed.items} == {"guid:g-1", "guid:g-2"}
+        assert parsed.items[0].title == "Café"
+
+    def test_external_entities_are_never_read(self, tmp_path):
+        secret = tmp_path / "secret.txt"
+        secret.write_text("TOP-SECRET-VALUE")
+        body = (
+            f"<?xml version='1.0'?><!DOCTYPE rss [<!ENTITY xxe SYSTEM 'file://{secret}'>]>"
+            "<rss version='2.0'><channel><title>T</title><item><guid>g-1</guid><title>Old</title></item>"
+            "<item><guid>g-2</guid><title>x &xxe; y</title></item></channel></rss>"
+        ).encode()
+        parsed = parse_feed(body, known=lambda keys: {"guid:g-1"})
+        assert all("TOP-SECRET" not in i.title + i.summary for i in parsed.items)
+
+    def test_real_feeds_cut_exactly_the_held_half(self):
+        """On every captured real feed, holding the first half of the keys yields exactly the
+        second half, each item identical to the whole-feed parse."""
+        root = shared_path("data", "rss_fixtures")
+        checked = 0
+        for path in sorted(p for p in root.rglob("*") if p.suffix in (".xml", ".rss", ".atom")):
+            full = parse_feed(path.read_bytes())
+            keys = [i.key for i in full.items]
+            if len(set(keys)) < 2 or len(set(keys)) != len(keys):
+                continue
+            held = set(keys[: len(keys) // 2])
+            parsed = parse_feed(path.read_bytes(), known=lambda ks, held=held: held & set(ks))
+            assert parsed.items == [i for i in full.items if i.key not in held], path.name
+            assert parsed.entries == len(full.items)
+            checked += 1
+        assert checked >= 5

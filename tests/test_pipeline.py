@@ -12,6 +12,7 @@ import structlog
 from alertd.clock import FrozenClock
 from alertd.config import Settings
 from alertd.feeds.fetch import build_http_client
+from alertd.feeds.parse import parse_feed
 from alertd.pipeline import Pipeline
 from alertd.store.database import PENDING
 from servers import Reply
@@ -87,6 +88,33 @@ class TestScheduleAndHealth:
         clock.advance(1800)
         second = pipeline.poll(cfg.feeds[0])
         assert second.status == 304 and second.next_poll_at == clock.now() + timedelta(seconds=3600)
+
+    def test_quiet_304s_are_written_in_batches_and_on_flush(self, http_server, world):
+        """A 304 that changes only poll times is buffered, written by flush(); a 304 that
+        ends a run of failures is written at once, so the failure count is never stale."""
+        def route(request):
+            if request.headers.get("if-none-match") == '"v1"':
+                return Reply(304)
+            return Reply(200, rss(("1", *STORY[:1], "http://127.0.0.1:9/a", STORY[1])), {"etag": '"v1"'})
+        http_server.routes["/f.xml"] = route
+        cfg = settings(http_server, [{"name": "f", "url": http_server.url("/f.xml")}])
+        pipeline, store, clock = world(cfg)
+        first = pipeline.poll(cfg.feeds[0])
+        clock.advance(900)
+        second = pipeline.poll(cfg.feeds[0])
+        assert second.status == 304 and store.feed_state("f").next_poll_at == first.next_poll_at  # buffered
+        pipeline.flush()
+        state = store.feed_state("f")
+        assert state.next_poll_at == second.next_poll_at and state.last_status == 304 and state.etag == '"v1"'
+
+        http_server.routes["/f.xml"] = Reply(500)
+        clock.advance(900)
+        assert pipeline.poll(cfg.feeds[0]).failure == "http_error"
+        http_server.routes["/f.xml"] = route
+        clock.advance(900)
+        assert pipeline.poll(cfg.feeds[0]).status == 304
+        state = store.feed_state("f")  # no flush: written directly
+        assert state.consecutive_failures == 0 and state.last_status == 304 and state.last_error is None
 
     def test_failures_back_off_then_unhealthy_then_recovered(self, http_server, world):
         """500s double the delay; the third failure marks the feed unhealthy and notifies operators; success recovers it."""
@@ -196,3 +224,35 @@ class TestOneAlertPerStory:
                        stories={"enabled": False})
         pipeline, store, clock = world(cfg)
         assert pipeline.poll(cfg.feeds[0]).alerts + pipeline.poll(cfg.feeds[1]).alerts == 2
+
+
+class TestRealCapturedFeeds:
+    def test_tempo_feeds_poll_store_and_repoll(self, http_server, world):
+        """Real captured Indonesian feeds served over HTTP: every item is stored once, tagged
+        Indonesian, with text; an unchanged feed served again adds nothing; a newer capture
+        of the same section adds only the entries the older one lacked; the empty capture
+        is reported as a failure, not a crash."""
+        from conftest import shared_path
+
+        root = shared_path("data", "rss_fixtures", "tempo-rss")
+        old, new = (root / "2025-10_b8f0306d_free-ekonomi.xml").read_bytes(), (root / "2026-06-07_free-ekonomi.xml").read_bytes()
+        xml = {"content-type": "application/rss+xml; charset=utf-8"}
+        http_server.routes["/ekonomi.xml"] = Reply(200, old, xml)
+        http_server.routes["/empty.xml"] = Reply(200, (root / "EMPTY_f1334832_free-ekonomi.xml").read_bytes(), xml)
+        cfg = settings(http_server, [{"name": "ekonomi", "url": http_server.url("/ekonomi.xml")},
+                                     {"name": "empty", "url": http_server.url("/empty.xml")}])
+        pipeline, store, clock = world(cfg)
+        first = pipeline.poll(cfg.feeds[0])
+        assert first.error is None and first.new_items > 0
+        with store.engine.begin() as conn:
+            rows = conn.exec_driver_sql("SELECT lang, summary, title FROM items WHERE feed = 'ekonomi'").all()
+        assert len(rows) == first.new_items and all(lang == "id" and title for lang, _, title in rows)
+        clock.advance(900)
+        assert pipeline.poll(cfg.feeds[0]).new_items == 0
+        http_server.routes["/ekonomi.xml"] = Reply(200, new, xml)
+        clock.advance(900)
+        third = pipeline.poll(cfg.feeds[0])
+        lacked = {i.key for i in parse_feed(new).items} - {i.key for i in parse_feed(old).items}
+        assert lacked and third.new_items == len(lacked)  # later articles reuse guids 1..9
+        assert store.known_item_keys("ekonomi", lacked) == lacked
+        assert pipeline.poll(cfg.feeds[1]).failure in ("empty_body", "malformed", "not_a_feed")

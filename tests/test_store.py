@@ -57,6 +57,44 @@ class TestRecordPoll:
         assert store.deliveries([PENDING]) == []
 
 
+    def test_quiet_polls_update_only_poll_times(self, store):
+        """Batched not-modified polls move the poll times and keep everything else."""
+        for feed in ("feed-a", "feed-b"):
+            store.record_poll(PollOutcome(feed, f"https://news.example/{feed}.xml", 200, None, '"e1"'), NOW, simple_payload)
+        later, next_at = NOW + timedelta(minutes=15), NOW + timedelta(minutes=30)
+        store.record_quiet_polls([("feed-a", later, next_at), ("feed-b", later, next_at)])
+        states = store.feed_states(["feed-a", "feed-b", "missing"])
+        assert set(states) == {"feed-a", "feed-b"}
+        for state in states.values():
+            assert (state.last_polled_at, state.last_success_at, state.next_poll_at, state.last_status) == (later, later, next_at, 304)
+            assert state.etag == '"e1"' and state.consecutive_failures == 0
+
+
+class TestConcurrency:
+    def test_reads_do_not_wait_for_a_writer(self, tmp_path):
+        """Under WAL a reader never waits for another process's open write transaction
+        (the CLI reading while the daemon writes)."""
+        import sqlite3
+        import threading
+
+        path = tmp_path / "alertd.db"
+        store = open_store(f"sqlite:///{path}")
+        store.record_poll(PollOutcome("feed-a", "https://news.example/a.xml", 200, None), NOW, simple_payload)
+        writer = sqlite3.connect(path, isolation_level=None)
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("UPDATE feeds SET last_error = 'in progress'")
+        result: list = []
+        reader = threading.Thread(target=lambda: result.append(store.feed_state("feed-a")), daemon=True)
+        reader.start()
+        reader.join(5)  # a read that took the write lock would wait for the 30 s busy timeout
+        try:
+            assert result and result[0].last_error is None  # the committed state, not the open write
+        finally:
+            writer.execute("ROLLBACK")
+            writer.close()
+            store.close()
+
+
 class TestOutboxLeases:
     def test_claim_leases_rows_to_one_worker(self, store):
         """Claimed rows are not handed to a second worker while the lease holds."""

@@ -21,12 +21,15 @@ from alertd.feeds.hosts import HostSlots, host_of
 log = structlog.get_logger("alertd.dispatch")
 
 Poll = Callable[[FeedSettings], "PollReport"]  # noqa: F821 - alertd.pipeline.PollReport
+# feeds -> {feed name: (url to fetch, why the feed is disabled or None)}, in one state read
+Targets = Callable[[Sequence[FeedSettings]], dict[str, tuple[str, str | None]]]
 
 
 class Dispatcher:
-    def __init__(self, poll: Poll, target: Callable[[FeedSettings], tuple[str, str | None]], workers: int, hosts: HostSlots):
+    def __init__(self, poll: Poll, targets: Targets, workers: int, hosts: HostSlots, flush: Callable[[], None] = lambda: None):
         self._poll = poll
-        self._target = target  # feed -> (url to fetch, disabled reason)
+        self._targets = targets
+        self._flush = flush  # write what polls buffered (see Pipeline.flush)
         self._workers = workers
         self._hosts = hosts
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="poll")
@@ -34,16 +37,9 @@ class Dispatcher:
         self._in_flight: dict[str, Future] = {}
         self.next_poll: dict[str, datetime | None] = {}  # feed name -> when due; None means disabled
 
-    def _start(self, feed: FeedSettings, url: str | None = None) -> Future | None:
-        """Start polling ``feed`` if a worker and a slot on its host are free. ``url``, when
-        the caller already knows it, saves reading the feed's state again."""
-        disabled = None
-        if url is None:
-            url, disabled = self._target(feed)
+    def _start(self, feed: FeedSettings, url: str) -> Future | None:
+        """Start polling ``feed`` at ``url`` if a worker and a slot on its host are free."""
         with self._lock:
-            if disabled:
-                self.next_poll[feed.name] = None
-                return None
             if feed.name in self._in_flight or len(self._in_flight) >= self._workers:
                 return None
             host = host_of(url)
@@ -66,13 +62,25 @@ class Dispatcher:
 
     def dispatch_due(self, feeds: Sequence[FeedSettings], now: datetime) -> int:
         """Start every due feed that can start now (non-blocking); return how many started."""
+        self._flush()
         due = [f for f in feeds if (when := self.next_poll.get(f.name, now)) is not None and when <= now]
+        if not due:
+            return 0
         due.sort(key=lambda f: self.next_poll.get(f.name) or now)
-        return sum(self._start(f) is not None for f in due)
+        targets = self._targets(due)
+        started = 0
+        for feed in due:
+            url, disabled = targets[feed.name]
+            if disabled:
+                with self._lock:
+                    self.next_poll[feed.name] = None
+            elif self.busy() < self._workers:
+                started += self._start(feed, url) is not None
+        return started
 
     def poll_all(self, feeds: Sequence[FeedSettings], stop: Callable[[], bool] = lambda: False) -> list:
         """Poll each feed once, as fast as the limits allow; block until all are done."""
-        targets = {f.name: self._target(f) for f in feeds}  # one state read per feed and cycle
+        targets = self._targets(feeds)
         waiting = [f for f in feeds if not targets[f.name][1]]  # disabled feeds are skipped
         futures: dict[Future, FeedSettings] = {}
         reports = {}
@@ -94,6 +102,7 @@ class Dispatcher:
             done, _ = wait(list(futures), timeout=1.0, return_when=FIRST_COMPLETED)
             for future in done:
                 reports[futures.pop(future).name] = future.result()
+        self._flush()
         return [reports[f.name] for f in feeds if f.name in reports]
 
     def busy(self) -> int:

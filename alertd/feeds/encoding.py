@@ -66,7 +66,7 @@ def repair_encoding(body: bytes, content_type: str = "") -> DecodedFeed:
     if body.startswith((codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return DecodedFeed(body, content_type, declared or "utf-8", False)
     is_utf8 = _decodes(body, "utf-8")
-    has_multibyte = is_utf8 and any(b > 0x7F for b in body)
+    has_multibyte = is_utf8 and not body.isascii()
     if declared and declared != "utf-8" and _decodes(body, declared):
         # A single-byte label decodes anything; valid UTF-8 with non-ASCII sequences under
         # such a label is a mislabelled UTF-8 feed (the usual CMS misconfiguration).

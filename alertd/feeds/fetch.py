@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -146,39 +147,124 @@ def fetch(client: httpx.Client, url: str, validators: Validators, limits: FetchL
     if accept:
         headers["Accept"] = accept
     started = time.monotonic()
-    try:
-        with client.stream("GET", url, headers=headers) as response:
-            final_url = str(response.url)
-            common = dict(final_url=final_url, cache=CacheHeaders.of(response), permanent_redirect=permanent_target(response))
-            status = response.status_code
-            if status == 304:
-                return FetchResult(304, validators=validators, **common)
-            if status >= 400:
-                return FetchResult(status, error=f"HTTP {status} {response.reason_phrase}", failure=_status_failure(status), **common)
-            content_type = response.headers.get("content-type", "")
-            if content_type.lower().startswith(_NOT_FEED_TYPES):
-                return FetchResult(status, content_type=content_type, error=f"served {content_type.split(';')[0]}, not a feed or page",
-                                   failure="wrong_content_type", **common)
-            body = read_limited(response, limits, started)
-            if not body.strip():
-                return FetchResult(status, content_type=content_type, error="empty body", failure="empty_body", **common)
-            new_validators = Validators(etag=response.headers.get("etag"), last_modified=response.headers.get("last-modified"))
-            return FetchResult(status, body=body, validators=new_validators, content_type=content_type, **common)
-    except BodyTooLarge as exc:
-        return _failed("too_large", f"response too large ({exc}); raise http.max_body_bytes if the feed is legitimate")
-    except DeadlineExceeded as exc:
-        return _failed("too_slow", f"too slow: {exc}")
-    except httpx.TooManyRedirects:
+    with _Deadline(limits.total_timeout_seconds) as deadline:
+        try:
+            with client.stream("GET", url, headers=headers, extensions={"trace": deadline.trace}) as response:
+                return _result(response, validators, limits, started)
+        except BodyTooLarge as exc:
+            return _failed("too_large", f"response too large ({exc}); raise http.max_body_bytes if the feed is legitimate")
+        except DeadlineExceeded as exc:
+            return _failed("too_slow", f"too slow: {exc}")
+        except httpx.HTTPError as exc:
+            if deadline.expired:
+                return _failed("too_slow", f"too slow: no complete response after {limits.total_timeout_seconds:.0f}s")
+            return _transport_failure(exc)
+
+
+def _result(response: httpx.Response, validators: Validators, limits: FetchLimits, started: float) -> FetchResult:
+    common = dict(final_url=str(response.url), cache=CacheHeaders.of(response), permanent_redirect=permanent_target(response))
+    status = response.status_code
+    if status == 304:
+        return FetchResult(304, validators=validators, **common)
+    if status >= 400:
+        return FetchResult(status, error=f"HTTP {status} {response.reason_phrase}", failure=_status_failure(status), **common)
+    content_type = response.headers.get("content-type", "")
+    if content_type.lower().startswith(_NOT_FEED_TYPES):
+        return FetchResult(status, content_type=content_type, error=f"served {content_type.split(';')[0]}, not a feed or page",
+                           failure="wrong_content_type", **common)
+    body = read_limited(response, limits, started)
+    if not body.strip():
+        return FetchResult(status, content_type=content_type, error="empty body", failure="empty_body", **common)
+    new_validators = Validators(etag=response.headers.get("etag"), last_modified=response.headers.get("last-modified"))
+    return FetchResult(status, body=body, validators=new_validators, content_type=content_type, **common)
+
+
+def _transport_failure(exc: httpx.HTTPError) -> FetchResult:
+    if isinstance(exc, httpx.TooManyRedirects):
         return _failed("redirect_loop", f"more than {MAX_REDIRECTS} redirects (redirect loop?)")
-    except httpx.TimeoutException as exc:
+    if isinstance(exc, httpx.TimeoutException):
         return _failed("timeout", f"timeout ({type(exc).__name__})")
-    except httpx.ConnectError as exc:
+    if isinstance(exc, httpx.ConnectError):
         kind = connect_failure(exc)
         return _failed(kind, {"tls_error": "TLS failure", "dns_error": "host name does not resolve"}.get(kind, "cannot connect") + f": {exc}")
-    except httpx.DecodingError as exc:
+    if isinstance(exc, httpx.DecodingError):
         return _failed("decode_error", f"cannot decode compressed body: {exc}")
-    except httpx.HTTPError as exc:
-        return _failed("transport_error", f"{type(exc).__name__}: {exc}")
+    return _failed("transport_error", f"{type(exc).__name__}: {exc}")
+
+
+class _Deadline:
+    """Cuts the connection when a request's total deadline passes.
+
+    httpx's timeouts are per read, so a server sending its status line and headers a byte
+    at a time would hold a worker for as long as it likes; read_limited() only guards the
+    body. The socket is learnt from httpcore's connection trace and shut down by the
+    watchdog thread, which wakes the blocked read. A keep-alive connection reused from the
+    pool has no connect event, so there only the per-read timeout and the body deadline apply.
+    """
+
+    def __init__(self, seconds: float):
+        self.expired = False
+        self._seconds = seconds
+        self._socket: socket.socket | None = None
+        self._lock = threading.Lock()
+
+    def trace(self, event: str, info: dict) -> None:
+        if event == "connection.connect_tcp.complete" and info.get("return_value") is not None:
+            with self._lock:
+                self._socket = info["return_value"].get_extra_info("socket")
+
+    def expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            if self._socket is not None:
+                try:
+                    self._socket.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass  # already closed: the request ended on its own
+
+    def __enter__(self) -> "_Deadline":
+        _WATCHDOG.watch(self, time.monotonic() + self._seconds)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        _WATCHDOG.forget(self)
+
+
+class _Watchdog:
+    """One thread for every request's deadline (a timer thread per request costs more
+    than many a 304 does)."""
+
+    def __init__(self) -> None:
+        self._due: dict[_Deadline, float] = {}
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, deadline: _Deadline, at: float) -> None:
+        with self._wake:
+            self._due[deadline] = at
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="fetch-deadlines", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+
+    def forget(self, deadline: _Deadline) -> None:
+        with self._wake:
+            self._due.pop(deadline, None)
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                now = time.monotonic()
+                expired = [d for d, at in self._due.items() if at <= now]
+                for d in expired:
+                    del self._due[d]
+                if not expired:
+                    self._wake.wait(min(self._due.values(), default=now + 60) - now)
+            for deadline in expired:
+                deadline.expire()
+
+
+_WATCHDOG = _Watchdog()
 
 
 def _failed(kind: str, error: str) -> FetchResult:

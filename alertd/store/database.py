@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
-from sqlalchemy import Engine, and_, create_engine, delete, event, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, create_engine, delete, event, func, insert, or_, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -137,14 +139,34 @@ def _sqlite_pragmas(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def on_begin(conn):
-        # IMMEDIATE takes the write lock up front: two writers wait for each other
-        # instead of failing when a read transaction tries to become a write.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A write transaction takes the write lock up front (IMMEDIATE): two writers wait for
+        # each other instead of failing when a read tries to become a write. Reads stay
+        # deferred, so under WAL they never wait for a writer.
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE")
+
+
+_READ_ONLY = "alertd_read_only"
 
 
 class Store:
     def __init__(self, engine: Engine):
         self.engine = engine
+        # SQLite has one writer at a time. Threads of this process queue on a lock, which
+        # wakes the next one the moment a write commits, rather than on SQLite's busy
+        # handler, which sleeps in growing steps and wastes most of a busy poll cycle.
+        self._write_lock: AbstractContextManager = threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            conn.execution_options(**{_READ_ONLY: True})
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        with self._write_lock, self.engine.begin() as conn:
+            yield conn
 
     def close(self) -> None:
         self.engine.dispose()
@@ -152,21 +174,40 @@ class Store:
     # feeds -----------------------------------------------------------------
 
     def feed_state(self, name: str) -> FeedState | None:
-        with self.engine.begin() as conn:
+        with self._reading() as conn:
             row = conn.execute(select(schema.feeds).where(schema.feeds.c.name == name)).mappings().first()
         return FeedState(**row) if row else None
 
-    def feed_states(self) -> list[FeedState]:
-        with self.engine.begin() as conn:
-            rows = conn.execute(select(schema.feeds).order_by(schema.feeds.c.name)).mappings().all()
-        return [FeedState(**r) for r in rows]
+    def feed_states(self, names: Sequence[str] | None = None) -> dict[str, FeedState]:
+        """Stored state of the named feeds (of all, without ``names``), by name."""
+        f = schema.feeds
+        with self._reading() as conn:
+            if names is None:
+                rows = conn.execute(select(f).order_by(f.c.name)).mappings().all()
+            else:
+                names = list(names)
+                rows = [r for start in range(0, len(names), 500)
+                        for r in conn.execute(select(f).where(f.c.name.in_(names[start : start + 500]))).mappings().all()]
+        return {r["name"]: FeedState(**r) for r in rows}
+
+    def record_quiet_polls(self, polls: Sequence[tuple[str, datetime, datetime | None]]) -> None:
+        """(feed, polled at, next poll at) of not-modified polls that changed nothing else."""
+        f = schema.feeds
+        with self._writing() as conn:
+            conn.execute(
+                update(f).where(f.c.name == bindparam("b_name")).values(
+                    last_polled_at=bindparam("b_at"), last_success_at=bindparam("b_at"), last_status=304,
+                    next_poll_at=bindparam("b_next"), last_new_items=0,
+                ),
+                [{"b_name": name, "b_at": at, "b_next": next_at} for name, at, next_at in polls],
+            )
 
     def known_item_keys(self, feed: str, keys: Iterable[str]) -> set[str]:
         keys = list(keys)
         if not keys:
             return set()
         found: set[str] = set()
-        with self.engine.begin() as conn:
+        with self._reading() as conn:
             for start in range(0, len(keys), 500):
                 chunk = keys[start : start + 500]
                 found.update(
@@ -188,7 +229,7 @@ class Store:
         """
         delivery_ids: list[int] = []
         merged = joined = 0
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             self._upsert_feed(conn, outcome, now)
             for text in outcome.article_texts:
                 conn.execute(delete(schema.article_texts).where(schema.article_texts.c.url == text.url))
@@ -335,7 +376,7 @@ class Store:
         urls = list(dict.fromkeys(urls))
         found: dict[str, ArticleText] = {}
         t = schema.article_texts
-        with self.engine.begin() as conn:
+        with self._reading() as conn:
             for start in range(0, len(urls), 500):
                 rows = conn.execute(select(t).where(t.c.url.in_(urls[start : start + 500]), t.c.fetched_at >= since)).mappings()
                 found.update({r["url"]: ArticleText(r["url"], r["text"], r["error"]) for r in rows})
@@ -344,7 +385,7 @@ class Store:
     def prune_story_index(self, before: datetime) -> int:
         """Drop the LSH bands of stories last reported before ``before``: they can no longer be joined."""
         s, b = schema.stories, schema.story_bands
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             return conn.execute(delete(b).where(b.c.story_id.in_(select(s.c.id).where(s.c.last_seen_at < before)))).rowcount
 
     # outbox ----------------------------------------------------------------
@@ -354,7 +395,7 @@ class Store:
         so a crashed sender's claims are retried. Subscribers whose endpoint is disabled
         are skipped: their deliveries wait, pending, until it is enabled again."""
         d = schema.deliveries
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             due = (
                 select(d.c.id)
                 .where(d.c.state == PENDING, d.c.next_attempt_at <= now, or_(d.c.lease_until.is_(None), d.c.lease_until < now),
@@ -372,28 +413,28 @@ class Store:
 
     def release_lease(self, delivery_id: int) -> None:
         d = schema.deliveries
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(update(d).where(d.c.id == delivery_id).values(lease_until=None))
 
     def disable_endpoint(self, subscriber: str, reason: str, now: datetime) -> None:
         e = schema.disabled_endpoints
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(e.delete().where(e.c.subscriber == subscriber))
             conn.execute(insert(e).values(subscriber=subscriber, reason=reason[:2000], disabled_at=now))
 
     def enable_endpoint(self, subscriber: str) -> bool:
         e = schema.disabled_endpoints
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             return conn.execute(e.delete().where(e.c.subscriber == subscriber)).rowcount > 0
 
     def disabled_endpoints(self) -> dict[str, str]:
         e = schema.disabled_endpoints
-        with self.engine.begin() as conn:
+        with self._reading() as conn:
             return {row.subscriber: row.reason for row in conn.execute(select(e))}
 
     def mark_delivered(self, delivery_id: int, now: datetime) -> None:
         d = schema.deliveries
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(
                 update(d)
                 .where(d.c.id == delivery_id)
@@ -408,13 +449,13 @@ class Store:
             values["state"] = DEAD
         else:
             values["next_attempt_at"] = retry_at
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(update(d).where(d.c.id == delivery_id).values(**values))
 
     def release_leases(self, worker: str) -> int:
         """Give back what ``worker`` claimed but did not attempt, so a restart need not wait for leases to expire."""
         d = schema.deliveries
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             result = conn.execute(
                 update(d).where(d.c.claimed_by == worker, d.c.state == PENDING, d.c.lease_until.is_not(None)).values(lease_until=None)
             )
@@ -427,7 +468,7 @@ class Store:
             condition = and_(condition, d.c.id == delivery_id)
         if subscriber is not None:
             condition = and_(condition, d.c.subscriber == subscriber)
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             result = conn.execute(
                 update(d).where(condition).values(state=PENDING, attempts=0, next_attempt_at=now, lease_until=None)
             )
@@ -436,7 +477,7 @@ class Store:
     def immediate_count_since(self, subscriber: str, since: datetime) -> int:
         """Alerts created for ``subscriber`` since ``since`` that were not held for a digest."""
         d = schema.deliveries
-        with self.engine.begin() as conn:
+        with self._reading() as conn:
             return conn.execute(
                 select(func.count()).where(d.c.subscriber == subscriber, d.c.created_at >= since, d.c.state.in_((PENDING, DELIVERED, DEAD)))
             ).scalar_one()
@@ -444,7 +485,7 @@ class Store:
     def held_for_digest(self, subscriber: str, slot: datetime, now: datetime) -> list[Delivery]:
         """Held alerts created before ``slot`` whose (re)try time has come, oldest first."""
         d = schema.deliveries
-        with self.engine.begin() as conn:
+        with self._reading() as conn:
             rows = conn.execute(
                 select(d).where(d.c.subscriber == subscriber, d.c.state == HELD, d.c.created_at < slot, d.c.next_attempt_at <= now)
                 .order_by(d.c.id)
@@ -453,7 +494,7 @@ class Store:
 
     def mark_digest_sent(self, ids: Sequence[int], now: datetime) -> None:
         d = schema.deliveries
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(update(d).where(d.c.id.in_(list(ids))).values(state=DIGESTED, delivered_at=now, attempts=d.c.attempts + 1, last_error=None))
 
     def mark_digest_failed(self, ids: Sequence[int], error: str, retry_at: datetime | None) -> None:
@@ -464,14 +505,14 @@ class Store:
             values["state"] = DEAD
         else:
             values["next_attempt_at"] = retry_at
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(update(d).where(d.c.id.in_(list(ids))).values(**values))
 
     def replay(self, subscriber: str, since: datetime, now: datetime) -> int:
         """Queue again what was delivered to ``subscriber`` since ``since``, under the same
         webhook-ids, for a receiver that lost what it had acknowledged."""
         d = schema.deliveries
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             result = conn.execute(
                 update(d)
                 .where(d.c.subscriber == subscriber, d.c.state == DELIVERED, d.c.created_at >= since)
@@ -481,23 +522,23 @@ class Store:
 
     def deliveries(self, states: Sequence[str] = (PENDING, DEAD), limit: int = 100) -> list[Delivery]:
         d = schema.deliveries
-        with self.engine.begin() as conn:
+        with self._reading() as conn:
             rows = conn.execute(select(d).where(d.c.state.in_(states)).order_by(d.c.id.desc()).limit(limit)).mappings().all()
         return [_delivery(r) for r in rows]
 
     def delivery_counts(self) -> dict[str, int]:
         d = schema.deliveries
-        with self.engine.begin() as conn:
+        with self._reading() as conn:
             return {state: n for state, n in conn.execute(select(d.c.state, func.count()).group_by(d.c.state))}
 
     def item_id_for_alert(self, alert_id: int) -> int | None:
-        with self.engine.begin() as conn:
+        with self._reading() as conn:
             return conn.execute(select(schema.alerts.c.item_id).where(schema.alerts.c.id == alert_id)).scalar()
 
     def record_feedback(self, item_id: int, labels: dict[str, int], analyst: str, now: datetime) -> None:
         """Store an analyst's labels for an item; a later judgement replaces an earlier one."""
         f = schema.feedback
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             if conn.execute(select(schema.items.c.id).where(schema.items.c.id == item_id)).first() is None:
                 raise StoreError(f"no stored item with id {item_id}")
             conn.execute(f.delete().where(f.c.item_id == item_id))
@@ -507,12 +548,12 @@ class Store:
         """Each judged item with its text, ready to become a training example."""
         f, i = schema.feedback, schema.items
         query = select(f.c.item_id, f.c.sanctions, f.c.arms_transfer, i.c.title, i.c.summary, i.c.lang).join(i, i.c.id == f.c.item_id).order_by(f.c.item_id)
-        with self.engine.begin() as conn:
+        with self._reading() as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
 
     def oldest_pending_at(self) -> datetime | None:
         d = schema.deliveries
-        with self.engine.begin() as conn:
+        with self._reading() as conn:
             return conn.execute(select(func.min(d.c.created_at)).where(d.c.state == PENDING)).scalar()
 
     def ping(self) -> None:
@@ -536,7 +577,7 @@ class Store:
             .order_by(a.c.id.desc())
             .limit(limit)
         )
-        with self.engine.begin() as conn:
+        with self._reading() as conn:
             alerts = [dict(r) for r in conn.execute(query).mappings()]
             story_ids = {r["story_id"] for r in alerts if r["story_id"] is not None}
             outlets: dict[int, list[str]] = {}
