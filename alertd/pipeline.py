@@ -232,7 +232,7 @@ class Pipeline:
             bound.debug("feed_not_modified", next_poll_in_seconds=round(delay or 0, 1))
             return PollReport(feed.name, 304, next_poll_at=when)
 
-        known = self._store.known_item_keys(feed.name, [i.key for i in parsed.items])
+        known = set() if parsed.screened else self._store.known_item_keys(feed.name, [i.key for i in parsed.items])
         fresh = list({i.key: i for i in parsed.items if i.key not in known}.values())
         pages = self._pages.texts_for(fresh, feed, host_of(url))
         articles = []

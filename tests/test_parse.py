@@ -149,7 +149,7 @@ class TestSkippingHeldEntries:
         assert asked == [["guid:g-1", "link:https://x.example/two", "guid:g-3"]]
         assert [i.key for i in parsed.items] == ["guid:g-3"]
         assert parsed.items[0] == full["guid:g-3"]
-        assert parsed.entries == 3 and parsed.title == "Test" and parsed.problem is None
+        assert parsed.entries == 3 and parsed.title == "Test" and parsed.problem is None and parsed.screened
 
     def test_atom_entries_are_cut_by_id(self):
         body = (
@@ -165,13 +165,13 @@ class TestSkippingHeldEntries:
     def test_entry_without_guid_or_link_means_whole_feed_is_parsed(self):
         body = rss("<item><guid>g-1</guid><title>One</title></item><item><title>No identity</title><description>x</description></item>")
         parsed = parse_feed(body, known=lambda keys: {"guid:g-1"})
-        assert len(parsed.items) == 2  # nothing cut: the caller drops what it already holds
+        assert len(parsed.items) == 2 and not parsed.screened  # nothing cut: the caller drops what it already holds
 
     def test_feed_lxml_cannot_read_falls_back_to_feedparser(self):
         """HTML entities are not XML: lxml refuses the feed, feedparser still reads all of it."""
         body = rss("<item><guid>g-1</guid><title>Caf&eacute;</title></item><item><guid>g-2</guid><title>Two</title></item>")
         parsed = parse_feed(body, known=lambda keys: {"guid:g-1"})
-        assert {i.key for i in parsed.items} == {"guid:g-1", "guid:g-2"}
+        assert {i.key for i in parsed.items} == {"guid:g-1", "guid:g-2"} and not parsed.screened
         assert parsed.items[0].title == "Café"
 
     def test_external_entities_are_never_read(self, tmp_path):
