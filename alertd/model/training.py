@@ -70,9 +70,10 @@ def label_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, f
 def train(examples: Sequence[Example], out_dir: Path, sources: list[str], progress: Progress = lambda _: None) -> Manifest:
     # sorted first, so the artifact depends on what the data is, not on file order
     examples, dropped = deduplicate(sorted(examples, key=lambda e: e.id))
-    train_set = [e for e in examples if not e.in_validation]
-    validation = [e for e in examples if e.in_validation]
-    progress(f"{len(examples)} examples after removing {dropped} duplicates: {len(train_set)} train, {len(validation)} validation")
+    train_set = with_headlines([e for e in examples if not e.in_validation])
+    validation = with_headlines([e for e in examples if e.in_validation])
+    progress(f"{len(examples)} examples after removing {dropped} near-duplicates; with headline-only variants, "
+             f"{len(train_set)} train, {len(validation)} validation")
     model = fit(train_set, progress)
     _, held_out = model.features([e.model_text for e in validation])
     log_odds = model.decision_values(held_out)
@@ -99,6 +100,7 @@ def train(examples: Sequence[Example], out_dir: Path, sources: list[str], progre
                 "train": len(train_set),
                 "validation": len(validation),
                 "duplicates_dropped": dropped,
+                "headline_variants": len(train_set) + len(validation) - len(examples),
                 "languages": _count_by_lang(examples),
                 "calibration": {label: [round(a, 4), round(b, 4)] for label, (a, b) in model.calibration.items()},
                 "calibration_rule": "Platt scaling of each label's log-odds on the fixed validation split",
@@ -106,6 +108,15 @@ def train(examples: Sequence[Example], out_dir: Path, sources: list[str], progre
             },
         },
     )
+
+
+def with_headlines(examples: Sequence[Example]) -> list[Example]:
+    """Each example plus its headline alone, in the same split, labelled as the article.
+
+    Many feeds carry a headline and nothing else; without these the model only ever sees
+    long texts, and short ones score too low to pass a threshold."""
+    headlines = [Example(e.id + "#headline", e.lang, e.title, "", e.labels) for e in examples if e.title and e.text]
+    return [*examples, *headlines]
 
 
 def _count_by_lang(examples: Sequence[Example]) -> dict[str, int]:
