@@ -7,8 +7,10 @@ values estimates the Jaccard similarity of the shingle sets. Candidates are foun
 locality-sensitive hashing (16 bands of 2 values, stored in the database), then confirmed
 against the full 64-value signature and the configured threshold.
 
-Translations share no shingles and are not merged: that would need cross-lingual
-embeddings, a different tool with different failure modes.
+Translations share no shingles, so shingles alone never merge them; the store also joins
+an article to the story of an earlier one with the same canonical link (aggregators,
+re-headlined or translated syndication). Translations at different links stay apart:
+that would need cross-lingual embeddings, a different tool with different failure modes.
 """
 
 from __future__ import annotations

@@ -216,6 +216,23 @@ class TestOneAlertPerStory:
         [alert] = store.recent_alerts()
         assert alert["feed"] == "a" and alert["also_reported_by"] == ["b"]
 
+    def test_translated_headline_with_the_same_link_joins_the_story(self, http_server, world):
+        """An aggregator's Indonesian headline for the same article (same link, other
+        tracking parameters) shares no shingles with the English one, but is the same story."""
+        translated = ("Korea Utara kirim peluru artileri dan rudal balistik ke Rusia, langgar embargo senjata PBB",
+                      "Citra satelit menunjukkan kapal kargo Korea Utara memuat kontainer amunisi artileri di pelabuhan Rajin "
+                      "untuk dikirim ke tentara Rusia. Amerika Serikat menyatakan transfer senjata itu melanggar resolusi Dewan "
+                      "Keamanan PBB dan menjatuhkan sanksi kepada perusahaan pelayaran yang terlibat.")
+        http_server.routes["/a.xml"] = Reply(200, rss(("a1", *STORY[:1], "https://news.example/story?utm_source=a", STORY[1])))
+        http_server.routes["/b.xml"] = Reply(200, rss(("b1", translated[0], "https://news.example/story?utm_source=agg#top", translated[1])))
+        http_server.routes["/c.xml"] = Reply(200, rss(("c1", translated[0], "https://other.example/story", translated[1])))
+        feeds = [{"name": n, "url": http_server.url(f"/{n}.xml")} for n in ("a", "b", "c")]
+        cfg = settings(http_server, feeds)
+        pipeline, store, clock = world(cfg)
+        first, second, third = (pipeline.poll(feed) for feed in cfg.feeds)
+        assert first.alerts == 1 and second.alerts == 0 and second.alerts_merged == 1
+        assert third.alerts == 1  # the same translation at another link is, without embeddings, another story
+
     def test_clustering_can_be_turned_off(self, http_server, world):
         """With stories disabled, each feed's copy alerts on its own."""
         http_server.routes["/a.xml"] = Reply(200, rss(("a1", *STORY[:1], "http://127.0.0.1:9/a1", STORY[1])))

@@ -232,6 +232,7 @@ class TestUpgrade:
         with store.engine.begin() as conn:
             assert conn.execute(sa.text("SELECT version FROM schema_version")).scalar() == LATEST
             assert conn.execute(sa.text("SELECT count(*) FROM stories")).scalar() == 1
+            assert "ix_items_canonical_url" in {ix["name"] for ix in sa.inspect(conn).get_indexes("items")}
         store.close()
 
 

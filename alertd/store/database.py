@@ -310,8 +310,21 @@ class Store:
 
     @staticmethod
     def _assign_story(conn, scored: ScoredItem, fingerprint: Sequence[int], stories: StoryMatcher, now: datetime) -> tuple[int, bool]:
-        """The id of the story this item reports, joining a recent similar one or starting one."""
-        s, b = schema.stories, schema.story_bands
+        """The id of the story this item reports, joining a recent similar one or starting one.
+
+        An article another feed already carried under the same canonical link is the same
+        story whatever its headline says (aggregators and translated headlines share no
+        shingles); otherwise the MinHash index decides."""
+        s, b, i = schema.stories, schema.story_bands, schema.items
+        if scored.item.link:
+            same_link = conn.execute(
+                select(i.c.story_id).join(s, s.c.id == i.c.story_id)
+                .where(i.c.canonical_url == canonical_url(scored.item.link), s.c.last_seen_at >= stories.window_start(now))
+                .order_by(i.c.id).limit(1)
+            ).scalar()
+            if same_link is not None:
+                conn.execute(update(s).where(s.c.id == same_link).values(last_seen_at=now, items_count=s.c.items_count + 1))
+                return same_link, True
         keys = bands(tuple(fingerprint))
         candidates = conn.execute(
             select(s.c.id, s.c.signature)

@@ -47,6 +47,7 @@ MIGRATIONS: dict[int, Migration] = {
     2: lambda conn: schema.feedback.create(conn),  # analysts' labels on stored items
     3: _v3_ingestion,  # feed schedule and health, stories, article text cache, notices
     4: lambda conn: schema.disabled_endpoints.create(conn),  # webhook endpoints that answered 410 Gone
+    5: lambda conn: next(i for i in schema.items.indexes if i.name == "ix_items_canonical_url").create(conn),  # story by link
 }
 LATEST = max([1, *MIGRATIONS])
 
