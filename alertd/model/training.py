@@ -18,18 +18,24 @@ from alertd.model.corpus import CorpusError, Example, corpus_sha256, deduplicate
 from alertd.model.features import word_ngrams
 
 Progress = Callable[[str], None]
+MAX_FEATURES = 150_000  # of each kind; a bound, not reached by the shipped corpus (about 56,000 and 51,000)
 
 
 def fit(examples: Sequence[Example], progress: Progress = lambda _: None) -> RelevanceModel:
+    """Vocabulary and IDF from the articles; the classifiers from the articles and their
+    headline-only variants. (A headline repeated as its own document would count every
+    headline word twice and let one-off words pass min_df.)"""
     texts = [e.model_text for e in examples]
     progress(f"vectorising {len(texts)} examples")
-    word_vectorizer = TfidfVectorizer(analyzer=word_ngrams, min_df=2, sublinear_tf=True, max_features=150_000, dtype=np.float32)
+    word_vectorizer = TfidfVectorizer(analyzer=word_ngrams, min_df=2, sublinear_tf=True, max_features=MAX_FEATURES, dtype=np.float32)
     char_vectorizer = TfidfVectorizer(
-        analyzer="char_wb", ngram_range=(4, 4), min_df=2, sublinear_tf=True, max_features=150_000, dtype=np.float32
+        analyzer="char_wb", ngram_range=(4, 4), min_df=2, sublinear_tf=True, max_features=MAX_FEATURES, dtype=np.float32
     )
-    words = word_vectorizer.fit_transform(texts)
-    chars = char_vectorizer.fit_transform(texts)
-    combined = sp.hstack([words, chars], format="csr")
+    word_vectorizer.fit(texts)
+    char_vectorizer.fit(texts)
+    examples = with_headlines(examples)
+    texts = [e.model_text for e in examples]
+    combined = sp.hstack([word_vectorizer.transform(texts), char_vectorizer.transform(texts)], format="csr")
     classifiers = {}
     for label in LABELS:
         y = np.array([e.labels[label] for e in examples])
@@ -70,10 +76,11 @@ def label_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, f
 def train(examples: Sequence[Example], out_dir: Path, sources: list[str], progress: Progress = lambda _: None) -> Manifest:
     # sorted first, so the artifact depends on what the data is, not on file order
     examples, dropped = deduplicate(sorted(examples, key=lambda e: e.id))
-    train_set = with_headlines([e for e in examples if not e.in_validation])
-    validation = with_headlines([e for e in examples if e.in_validation])
-    progress(f"{len(examples)} examples after removing {dropped} near-duplicates; with headline-only variants, "
-             f"{len(train_set)} train, {len(validation)} validation")
+    train_set = [e for e in examples if not e.in_validation]
+    validation_articles = [e for e in examples if e.in_validation]
+    validation = with_headlines(validation_articles)  # calibration must see headline-only items too
+    progress(f"{len(examples)} examples after removing {dropped} near-duplicates: {len(train_set)} train, "
+             f"{len(validation_articles)} validation")
     model = fit(train_set, progress)
     _, held_out = model.features([e.model_text for e in validation])
     log_odds = model.decision_values(held_out)
@@ -98,9 +105,9 @@ def train(examples: Sequence[Example], out_dir: Path, sources: list[str], progre
                 "sources": sources,
                 "examples": len(examples),
                 "train": len(train_set),
-                "validation": len(validation),
+                "validation": len(validation_articles),
                 "duplicates_dropped": dropped,
-                "headline_variants": len(train_set) + len(validation) - len(examples),
+                "headline_variants": len(with_headlines(examples)) - len(examples),
                 "languages": _count_by_lang(examples),
                 "calibration": {label: [round(a, 4), round(b, 4)] for label, (a, b) in model.calibration.items()},
                 "calibration_rule": "Platt scaling of each label's log-odds on the fixed validation split",

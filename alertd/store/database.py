@@ -237,6 +237,7 @@ class Store:
             if stories is not None and outcome.fingerprints and conn.dialect.name == "postgresql":
                 # story assignment reads then writes: serialise it between concurrent polls
                 conn.exec_driver_sql("LOCK TABLE stories IN SHARE ROW EXCLUSIVE MODE")
+            story_by_link = self._stories_by_link(conn, outcome, stories, now) if stories is not None else {}
             new_count = 0
             for scored, new_alerts in outcome.items:
                 exists = conn.execute(
@@ -250,7 +251,7 @@ class Store:
                 story_id = None
                 fingerprint = outcome.fingerprints.get(scored.item.key)
                 if stories is not None and fingerprint is not None:
-                    story_id, existing = self._assign_story(conn, scored, fingerprint, stories, now)
+                    story_id, existing = self._assign_story(conn, scored, fingerprint, stories, now, story_by_link)
                     joined += existing
                 item_id = conn.execute(
                     insert(schema.items).values(
@@ -309,19 +310,16 @@ class Store:
         ).inserted_primary_key[0]
 
     @staticmethod
-    def _assign_story(conn, scored: ScoredItem, fingerprint: Sequence[int], stories: StoryMatcher, now: datetime) -> tuple[int, bool]:
+    def _assign_story(conn, scored: ScoredItem, fingerprint: Sequence[int], stories: StoryMatcher, now: datetime,
+                      story_by_link: Mapping[str, int]) -> tuple[int, bool]:
         """The id of the story this item reports, joining a recent similar one or starting one.
 
         An article another feed already carried under the same canonical link is the same
         story whatever its headline says (aggregators and translated headlines share no
         shingles); otherwise the MinHash index decides."""
-        s, b, i = schema.stories, schema.story_bands, schema.items
+        s, b = schema.stories, schema.story_bands
         if scored.item.link:
-            same_link = conn.execute(
-                select(i.c.story_id).join(s, s.c.id == i.c.story_id)
-                .where(i.c.canonical_url == canonical_url(scored.item.link), s.c.last_seen_at >= stories.window_start(now))
-                .order_by(i.c.id).limit(1)
-            ).scalar()
+            same_link = story_by_link.get(canonical_url(scored.item.link))
             if same_link is not None:
                 conn.execute(update(s).where(s.c.id == same_link).values(last_seen_at=now, items_count=s.c.items_count + 1))
                 return same_link, True
@@ -340,6 +338,22 @@ class Store:
         ).inserted_primary_key[0]
         conn.execute(insert(b), [{"band": key, "story_id": story_id} for key in dict.fromkeys(keys)])
         return story_id, False
+
+    @staticmethod
+    def _stories_by_link(conn, outcome: PollOutcome, stories: StoryMatcher, now: datetime) -> dict[str, int]:
+        """Canonical link → the story of the earliest recent item under it, for this poll's items."""
+        s, i = schema.stories, schema.items
+        links = list({canonical_url(scored.item.link) for scored, _ in outcome.items if scored.item.link})
+        found: dict[str, int] = {}
+        for start in range(0, len(links), 500):
+            rows = conn.execute(
+                select(i.c.canonical_url, i.c.story_id).join(s, s.c.id == i.c.story_id)
+                .where(i.c.canonical_url.in_(links[start : start + 500]), s.c.last_seen_at >= stories.window_start(now))
+                .order_by(i.c.id)
+            )
+            for link, story_id in rows:
+                found.setdefault(link, story_id)
+        return found
 
     @staticmethod
     def _story_alerted(conn, story_id: int, subscriber: str) -> bool:
