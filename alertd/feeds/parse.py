@@ -96,7 +96,7 @@ def _without_known_entries(body: bytes, known: KnownKeys) -> tuple[bytes, bool, 
     keys = [_entry_key(e) for e in entries]
     if not entries or None in keys:
         return body, False, 0
-    held = known([k for k in keys if k])
+    held = known(keys)
     cut = 0
     for entry, key in zip(entries, keys):
         if key in held:

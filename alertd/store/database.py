@@ -185,9 +185,7 @@ class Store:
             if names is None:
                 rows = conn.execute(select(f).order_by(f.c.name)).mappings().all()
             else:
-                names = list(names)
-                rows = [r for start in range(0, len(names), 500)
-                        for r in conn.execute(select(f).where(f.c.name.in_(names[start : start + 500]))).mappings().all()]
+                rows = [r for chunk in _in_chunks(names) for r in conn.execute(select(f).where(f.c.name.in_(chunk))).mappings()]
         return {r["name"]: FeedState(**r) for r in rows}
 
     def record_quiet_polls(self, polls: Sequence[tuple[str, datetime, datetime | None]]) -> None:
@@ -208,8 +206,7 @@ class Store:
             return set()
         found: set[str] = set()
         with self._reading() as conn:
-            for start in range(0, len(keys), 500):
-                chunk = keys[start : start + 500]
+            for chunk in _in_chunks(keys):
                 found.update(
                     conn.execute(
                         select(schema.items.c.item_key).where(schema.items.c.feed == feed, schema.items.c.item_key.in_(chunk))
@@ -345,10 +342,10 @@ class Store:
         s, i = schema.stories, schema.items
         links = list({canonical_url(scored.item.link) for scored, _ in outcome.items if scored.item.link})
         found: dict[str, int] = {}
-        for start in range(0, len(links), 500):
+        for chunk in _in_chunks(links):
             rows = conn.execute(
                 select(i.c.canonical_url, i.c.story_id).join(s, s.c.id == i.c.story_id)
-                .where(i.c.canonical_url.in_(links[start : start + 500]), s.c.last_seen_at >= stories.window_start(now))
+                .where(i.c.canonical_url.in_(chunk), s.c.last_seen_at >= stories.window_start(now))
                 .order_by(i.c.id)
             )
             for link, story_id in rows:
@@ -404,8 +401,8 @@ class Store:
         found: dict[str, ArticleText] = {}
         t = schema.article_texts
         with self._reading() as conn:
-            for start in range(0, len(urls), 500):
-                rows = conn.execute(select(t).where(t.c.url.in_(urls[start : start + 500]), t.c.fetched_at >= since)).mappings()
+            for chunk in _in_chunks(urls):
+                rows = conn.execute(select(t).where(t.c.url.in_(chunk), t.c.fetched_at >= since)).mappings()
                 found.update({r["url"]: ArticleText(r["url"], r["text"], r["error"]) for r in rows})
         return found
 
@@ -617,6 +614,13 @@ class Store:
             feeds = outlets.get(alert["story_id"], [])
             alert["also_reported_by"] = [f for f in dict.fromkeys(feeds) if f != alert["feed"]]
         return alerts
+
+
+def _in_chunks(values: Sequence[str], size: int = 500) -> Iterator[list[str]]:
+    """``values`` in slices small enough for any database's limit on bound parameters."""
+    values = list(values)
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 def _delivery(row) -> Delivery:
