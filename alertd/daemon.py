@@ -25,7 +25,7 @@ from alertd.delivery.outbox import DeliveryLoop, PassResult
 from alertd.delivery.webhook import WebhookSender
 from alertd.errors import AlertdError
 from alertd.feeds.dispatch import Dispatcher
-from alertd.feeds.fetch import build_http_client
+from alertd.feeds.fetch import HttpClient, build_http_client
 from alertd.feeds.hosts import HostSlots
 from alertd.health import HealthServer, Heartbeats
 from alertd.model import RelevanceModel, load_model
@@ -48,7 +48,7 @@ class Runtime:
     model: RelevanceModel
     pipeline: Pipeline
     delivery: DeliveryLoop
-    clients: tuple[httpx.Client, ...]
+    clients: tuple[HttpClient | httpx.Client, ...]
     dispatcher: Dispatcher
     clock: Clock
 
@@ -67,7 +67,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None, model: Relevan
     http = settings.http
     workers = settings.daemon.poll_workers
     feed_client = build_http_client(
-        http.user_agent, http.connect_timeout_seconds, http.read_timeout_seconds, max_connections=workers * settings.polling.per_host_connections
+        http.user_agent, http.connect_timeout_seconds, http.read_timeout_seconds, per_host=settings.polling.per_host_connections
     )
     webhook_client = httpx.Client(
         headers={"User-Agent": http.user_agent},

@@ -16,14 +16,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Sequence
 
-import httpx
 import structlog
 
 from alertd.clock import Clock
 from alertd.config import FeedSettings, Settings
 from alertd.delivery.payload import NOTICE_RECOVERED, NOTICE_UNHEALTHY, alert_payload, notice_payload
 from alertd.domain import Article, ScoredItem
-from alertd.feeds.fetch import FetchLimits, Validators, fetch
+from alertd.feeds.fetch import FetchLimits, HttpClient, Validators, fetch
 from alertd.feeds.hosts import HostSlots, host_of
 from alertd.feeds.pages import PageFetcher
 from alertd.feeds.parse import ParsedFeed, parse_feed
@@ -111,7 +110,7 @@ class Pipeline:
     def __init__(
         self,
         store: Store,
-        client: httpx.Client,
+        client: HttpClient,
         model: RelevanceModel,
         settings: Settings,
         clock: Clock,

@@ -53,6 +53,7 @@ class LocalHTTPServer:
     def __init__(self) -> None:
         self.routes: dict[str, Reply | Route] = {}
         self.requests: list[Request] = []
+        self.connections = 0  # TCP connections accepted: shows whether clients keep them alive
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -60,6 +61,10 @@ class LocalHTTPServer:
 
             def log_message(self, *args):  # keep test output clean
                 pass
+
+            def setup(self):
+                super().setup()
+                server.connections += 1
 
             def _handle(self):
                 length = int(self.headers.get("content-length") or 0)

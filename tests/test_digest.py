@@ -120,12 +120,11 @@ class TestRateLimit:
         """With at most 2 immediate emails an hour, 5 matching articles give 2 emails now and a digest of 3 at the next slot."""
         import random
 
-        import httpx
-
         from alertd.clock import FrozenClock
         from alertd.config import DeliverySettings, FeedSettings, Settings, SmtpSettings, SubscriberSettings
         from alertd.delivery.email import SmtpSender
         from alertd.delivery.outbox import DeliveryLoop
+        from alertd.feeds.fetch import build_http_client
         from alertd.pipeline import Pipeline
         from servers import Reply
         from test_crash_recovery import burst_feed
@@ -134,7 +133,7 @@ class TestRateLimit:
         clock = FrozenClock(utc(2026, 3, 2, 8, 10))
         desk = SubscriberSettings(name="desk", channel="email", email_to=("d@example.org",), max_immediate_per_hour=2,
                                   digest_every="hourly", digest_at=time(0, 0))
-        with httpx.Client() as client:
+        with build_http_client("alertd-test", 2, 2) as client:
             feed = FeedSettings(name="burst", url=http_server.url("/feed.xml"))
             settings = Settings(feeds=(feed,), subscribers=(desk,), articles={"min_summary_chars": 0}, stories={"enabled": False})
             report = Pipeline(store, client, shipped_model, settings, clock).poll(feed)

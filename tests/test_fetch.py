@@ -139,21 +139,36 @@ class TestFailureKinds:
         result = fetch(client, http_server.url("/feed").replace("http://", "https://"), Validators(), LIMITS)
         assert result.failure == "tls_error" and "TLS" in result.error
 
-    def test_dns_failure_is_named(self):
-        """A resolver failure under httpx's ConnectError is a 'dns_error'."""
-        import socket
+    def test_dns_failure_is_named(self, client):
+        """A host name that does not resolve is a 'dns_error' (the .invalid TLD never resolves)."""
+        result = fetch(client, "http://feed.example.invalid/rss", Validators(), LIMITS)
+        assert result.failure == "dns_error" and "does not resolve" in result.error
 
-        import httpx
+    def test_connection_kept_alive_only_when_fully_read(self, http_server, client):
+        """A 200 read to the end and a 304 leave the connection for the next poll; a body cut
+        off at the size limit closes it, so the next request never reads its leftovers."""
+        http_server.routes["/feed"] = Reply(200, b"<rss><channel><title>t</title></channel></rss>", {"content-type": "application/rss+xml"})
+        http_server.routes["/same"] = Reply(304)
+        http_server.routes["/huge"] = Reply(200, b"x" * 300_000, {"content-type": "application/rss+xml", "content-length": "300000"})
+        assert fetch(client, http_server.url("/feed"), Validators(), LIMITS).ok
+        assert fetch(client, http_server.url("/same"), Validators('"e"'), LIMITS).not_modified
+        assert fetch(client, http_server.url("/feed"), Validators(), LIMITS).ok
+        assert http_server.connections == 1
+        small = FetchLimits(100_000, 10)
+        assert fetch(client, http_server.url("/huge"), Validators(), small).failure == "too_large"
+        again = fetch(client, http_server.url("/feed"), Validators(), LIMITS)
+        assert again.body == b"<rss><channel><title>t</title></channel></rss>" and http_server.connections == 2
 
-        from alertd.feeds.fetch import connect_failure
-
-        try:
-            try:
-                raise socket.gaierror(-2, "Name or service not known")
-            except socket.gaierror as cause:
-                raise httpx.ConnectError("[Errno -2] Name or service not known") from cause
-        except httpx.ConnectError as exc:
-            assert connect_failure(exc) == "dns_error"
+    def test_total_deadline_cuts_a_kept_alive_connection_too(self, http_server, client):
+        """A server that answers once, then drips its next answer's headers on the same
+        connection, is cut at the deadline like a fresh one."""
+        http_server.routes["/feed"] = Reply(200, b"<rss/>", {"content-type": "application/rss+xml"})
+        assert fetch(client, http_server.url("/feed"), Validators(), LIMITS).ok
+        http_server.routes["/feed"] = Reply(200, b"<rss/>", drip_seconds=0.2, drip_headers=True)
+        started = time.monotonic()
+        result = fetch(client, http_server.url("/feed"), Validators(), FetchLimits(100_000, 1.0))
+        assert result.failure == "too_slow" and time.monotonic() - started < 4
+        assert http_server.connections == 1  # the dripping answer came on the kept-alive connection
 
     def test_gzip_bomb_and_drip_kinds(self, http_server, client):
         """A gzip bomb is 'too_large' and a dripping server 'too_slow'."""

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from alertd.domain import Article
@@ -165,7 +166,19 @@ class TestTraining:
         assert result.returncode == 0, result.stderr
         rebuilt = read_manifest(tmp_path)
         assert rebuilt.training_data_sha256 == shipped.training_data_sha256
-        assert rebuilt.sha256 == shipped.sha256
+        if rebuilt.sha256 == shipped.sha256:
+            return
+        # Another CPU type: the C math library picks CPU-specific exp/log code, so liblinear's
+        # weights may differ in their last digits and with them the bytes. The model must not.
+        assert rebuilt.thresholds == shipped.thresholds
+        new, old = load_model(tmp_path), load_model(MODELS)
+        assert new.word_vectorizer.vocabulary_ == old.word_vectorizer.vocabulary_
+        assert new.char_vectorizer.vocabulary_ == old.char_vectorizer.vocabulary_
+        for label in old.labels:
+            assert np.allclose(new.classifiers[label].coef_, old.classifiers[label].coef_, atol=1e-3), label
+            assert np.allclose(new.calibration[label], old.calibration[label], atol=1e-3), label
+            for figure, value in shipped.metrics["validation"][label].items():
+                assert rebuilt.metrics["validation"][label][figure] == pytest.approx(value, abs=0.002), (label, figure)
 
 
 class TestDeduplication:

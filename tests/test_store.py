@@ -11,6 +11,7 @@ from alertd.errors import StoreError
 from alertd.store import open_store
 from alertd.store.migrations import LATEST
 from alertd.store.database import DEAD, DELIVERED, PENDING, PollOutcome
+from alertd.domain import Article, Item, ScoredItem
 from factories import outcome_with, scored_item, simple_payload
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
@@ -68,6 +69,58 @@ class TestRecordPoll:
         for state in states.values():
             assert (state.last_polled_at, state.last_success_at, state.next_poll_at, state.last_status) == (later, later, next_at, 304)
             assert state.etag == '"e1"' and state.consecutive_failures == 0
+
+
+class TestStoriesInOnePoll:
+    WIRE = ("North Korea ships artillery shells to Russia in breach of UN arms embargo",
+            "Satellite images show a North Korean cargo ship loading munitions containers at Rajin port for delivery to Russian forces.")
+    OTHER = ("Central bank keeps interest rates on hold as inflation slows",
+             "The monetary policy committee voted to keep the benchmark rate unchanged for a third month.")
+
+    def poll(self, store, feed, entries, now=NOW):
+        """entries: (key, title, text, link) — recorded as one poll of ``feed`` with story matching on."""
+        from alertd.stories import StoryMatcher, signature
+
+        items = []
+        for key, title, text, link in entries:
+            item = scored_item(key, feed=feed, title=title)
+            items.append(ScoredItem(feed, Item(key, title, link, text, item.item.published), Article(title, text, "en"), item.scores))
+        outcome = outcome_with(items, feed=feed)
+        fingerprints = {i.item.key: signature(i.item.title, i.article.text) for i in items}
+        outcome = PollOutcome(**{**outcome.__dict__, "fingerprints": fingerprints})
+        return store.record_poll(outcome, now, simple_payload, StoryMatcher(0.5, timedelta(days=3)))
+
+    def stories(self, store):
+        with store.engine.begin() as conn:
+            rows = conn.execute(sa.text("SELECT s.id, s.items_count, count(i.id) FROM stories s JOIN items i ON i.story_id = s.id "
+                                        "GROUP BY s.id, s.items_count ORDER BY s.id")).all()
+        return [(count, stored) for _, count, stored in rows]
+
+    def test_copies_within_one_poll_share_a_story_and_alert_once(self, store):
+        """An aggregator feed carrying two outlets' copies of one wire story and another story:
+        two stories, one alert for the wire story, the copy counted as joined and merged."""
+        title, text = self.WIRE
+        result = self.poll(store, "agg", [
+            ("1", title, text, "https://a.example/1"),
+            ("2", self.OTHER[0], self.OTHER[1], "https://b.example/2"),
+            ("3", title.replace("ships", "sends") + " - Yonhap", "SEOUL (Yonhap) - " + text, "https://c.example/3"),
+        ])
+        assert result.new_items == 3 and result.items_joined_story == 1 and result.alerts_merged == 1
+        assert len(result.delivery_ids) == 2  # the wire story once, the other story once
+        assert self.stories(store) == [(2, 2), (1, 1)]
+
+    def test_later_poll_joins_the_story_and_same_link_joins_within_a_poll(self, store):
+        """A later poll's copy joins the stored story (items_count grows); two items under one
+        canonical link in the same poll are one story even with nothing else in common."""
+        title, text = self.WIRE
+        self.poll(store, "a", [("1", title, text, "https://a.example/1")])
+        later = self.poll(store, "b", [
+            ("1", title + " - Reuters", text, "https://b.example/1"),
+            ("2", "Korea Utara kirim peluru ke Rusia", "Kapal kargo memuat amunisi.", "https://news.example/x?utm_source=a"),
+            ("3", "Pyongyang sends shells", "Munitions loaded.", "https://news.example/x?utm_source=b#top"),
+        ], NOW + timedelta(hours=1))
+        assert later.items_joined_story == 2 and later.alerts_merged == 2
+        assert self.stories(store) == [(2, 2), (2, 2)]
 
 
 class TestConcurrency:

@@ -1,4 +1,4 @@
-"""Conditional GET with hard limits, over an injected httpx client.
+"""Conditional GET with hard limits, over an injected urllib3 pool manager (``HttpClient``).
 
 Never raises for network trouble: every outcome is a ``FetchResult``. When it failed,
 ``failure`` names the kind of failure with a stable word (used in log event names and
@@ -30,8 +30,14 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass, field
+from urllib.parse import urljoin
 
-import httpx
+import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.exceptions import (
+    DecodeError, LocationValueError, NameResolutionError, NewConnectionError, SSLError, TimeoutError as Urllib3Timeout,
+)
+from urllib3.response import BaseHTTPResponse
 
 
 @dataclass(frozen=True)
@@ -52,7 +58,7 @@ class CacheHeaders:
     retry_after: str | None = None
 
     @classmethod
-    def of(cls, response: httpx.Response) -> "CacheHeaders":
+    def of(cls, response: BaseHTTPResponse) -> "CacheHeaders":
         h = response.headers
         return cls(h.get("cache-control"), h.get("expires"), h.get("date"), h.get("retry-after"))
 
@@ -99,27 +105,65 @@ _NOT_FEED_TYPES = ("image/", "audio/", "video/", "font/", "application/pdf", "ap
                    "application/x-gzip", "application/octet-stream", "application/vnd.")
 
 
+class _DeadlineConnection(HTTPConnection):
+    def getresponse(self):  # type: ignore[override]
+        _Deadline.attach_current(self.sock)
+        return super().getresponse()
+
+
+class _DeadlineTLSConnection(HTTPSConnection):
+    def getresponse(self):  # type: ignore[override]
+        _Deadline.attach_current(self.sock)
+        return super().getresponse()
+
+
+class _Pool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _DeadlineConnection
+
+
+class _TLSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _DeadlineTLSConnection
+
+
+class HttpClient(urllib3.PoolManager):
+    """Keep-alive pools per host whose sockets the request deadline can cut (see _Deadline).
+
+    urllib3 rather than httpx on this path: a conditional GET answered 304 costs about a
+    third of the CPU (docs/decisions.md 40), and most polls are such 304s."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.pool_classes_by_scheme = {"http": _Pool, "https": _TLSPool}
+
+    def close(self) -> None:
+        self.clear()
+
+
 def build_http_client(
-    user_agent: str, connect_timeout: float, read_timeout: float, transport=None, max_connections: int = 100
-) -> httpx.Client:
-    return httpx.Client(
-        headers={"User-Agent": user_agent, "Accept": FEED_ACCEPT},
-        timeout=httpx.Timeout(connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout),
-        follow_redirects=True,
-        max_redirects=MAX_REDIRECTS,
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-        transport=transport,
+    user_agent: str, connect_timeout: float, read_timeout: float, max_hosts: int = 100, per_host: int = 2
+) -> HttpClient:
+    """Redirects are followed by ``fetch`` itself (to tell permanent ones and loops apart)
+    and nothing is retried: backoff is the scheduler's business."""
+    return HttpClient(
+        num_pools=max_hosts,
+        maxsize=per_host,
+        headers={"User-Agent": user_agent, "Accept": FEED_ACCEPT, "Accept-Encoding": "gzip, deflate"},
+        timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
+        retries=False,
     )
 
 
-def read_limited(response: httpx.Response, limits: FetchLimits, started: float) -> bytes:
-    """Read the decoded body, stopping at the size limit (so a gzip bomb stops too) or the deadline."""
+def read_limited(response: BaseHTTPResponse, limits: FetchLimits, started: float) -> bytes:
+    """Read the decoded body, stopping at the size limit (so a gzip bomb stops too) or the deadline.
+
+    urllib3 decompresses at most the requested amount per read, so a small compressed
+    chunk never expands in memory past one read's worth."""
     declared = response.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limits.max_body_bytes and "content-encoding" not in response.headers:
         raise BodyTooLarge(f"declared {declared} bytes")
     chunks: list[bytes] = []
     size = 0
-    for chunk in response.iter_bytes():  # no chunk_size: it would buffer and hide a slow drip
+    for chunk in response.stream(_READ_BYTES, decode_content=True):
         size += len(chunk)
         if size > limits.max_body_bytes:
             raise BodyTooLarge(f"more than {limits.max_body_bytes} bytes")
@@ -129,17 +173,8 @@ def read_limited(response: httpx.Response, limits: FetchLimits, started: float) 
     return b"".join(chunks)
 
 
-def permanent_target(response: httpx.Response) -> str | None:
-    """The final URL when every redirect on the way was permanent (301/308), else None."""
-    if not response.history:
-        return None
-    if all(r.status_code in (301, 308) for r in response.history):
-        return str(response.url)
-    return None
-
-
-def fetch(client: httpx.Client, url: str, validators: Validators, limits: FetchLimits, accept: str | None = None) -> FetchResult:
-    headers = {}
+def fetch(client: HttpClient, url: str, validators: Validators, limits: FetchLimits, accept: str | None = None) -> FetchResult:
+    headers = dict(client.headers)
     if validators.etag:
         headers["If-None-Match"] = validators.etag
     if validators.last_modified:
@@ -147,27 +182,57 @@ def fetch(client: httpx.Client, url: str, validators: Validators, limits: FetchL
     if accept:
         headers["Accept"] = accept
     started = time.monotonic()
-    with _Deadline(limits.total_timeout_seconds) as deadline:
-        try:
-            with client.stream("GET", url, headers=headers, extensions={"trace": deadline.trace}) as response:
-                return _result(response, validators, limits, started)
-        except BodyTooLarge as exc:
-            return _failed("too_large", f"response too large ({exc}); raise http.max_body_bytes if the feed is legitimate")
-        except DeadlineExceeded as exc:
-            return _failed("too_slow", f"too slow: {exc}")
-        except httpx.HTTPError as exc:
-            if deadline.expired:
-                return _failed("too_slow", f"too slow: no complete response after {limits.total_timeout_seconds:.0f}s")
-            return _transport_failure(exc)
+    response: BaseHTTPResponse | None = None
+    deadline = _Deadline(limits.total_timeout_seconds)
+    try:
+        with deadline:
+            hops: list[int] = []
+            for _ in range(MAX_REDIRECTS + 1):
+                response = client.request("GET", url, headers=headers, preload_content=False, redirect=False)
+                location = response.get_redirect_location()
+                if not location:
+                    return _result(response, url, hops, validators, limits, started)
+                hops.append(response.status)
+                _discard(response)
+                response = None
+                url = urljoin(url, location)
+            return _failed("redirect_loop", f"more than {MAX_REDIRECTS} redirects (redirect loop?)")
+    except BodyTooLarge as exc:
+        return _failed("too_large", f"response too large ({exc}); raise http.max_body_bytes if the feed is legitimate")
+    except DeadlineExceeded as exc:
+        return _failed("too_slow", f"too slow: {exc}")
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        if deadline.expired:
+            return _failed("too_slow", f"too slow: no complete response after {limits.total_timeout_seconds:.0f}s")
+        return _transport_failure(exc)
+    finally:
+        # after the deadline let go of the socket, so it never cuts a connection another request reuses
+        if response is not None:
+            _finish(response)
 
 
-def _result(response: httpx.Response, validators: Validators, limits: FetchLimits, started: float) -> FetchResult:
-    common = dict(final_url=str(response.url), cache=CacheHeaders.of(response), permanent_redirect=permanent_target(response))
-    status = response.status_code
+def _finish(response: BaseHTTPResponse) -> None:
+    """Give a fully read connection back to its pool for keep-alive; close any other."""
+    if response.status == 304 or response.length_remaining == 0 or response.closed:
+        response.release_conn()
+    else:
+        _discard(response)
+
+
+def _discard(response: BaseHTTPResponse) -> None:
+    response.close()
+    response.release_conn()
+
+
+def _result(response: BaseHTTPResponse, url: str, hops: list[int], validators: Validators, limits: FetchLimits,
+            started: float) -> FetchResult:
+    moved = url if hops and all(status in (301, 308) for status in hops) else None
+    common = dict(final_url=url, cache=CacheHeaders.of(response), permanent_redirect=moved)
+    status = response.status
     if status == 304:
         return FetchResult(304, validators=validators, **common)
     if status >= 400:
-        return FetchResult(status, error=f"HTTP {status} {response.reason_phrase}", failure=_status_failure(status), **common)
+        return FetchResult(status, error=f"HTTP {status} {response.reason or ''}".rstrip(), failure=_status_failure(status), **common)
     content_type = response.headers.get("content-type", "")
     if content_type.lower().startswith(_NOT_FEED_TYPES):
         return FetchResult(status, content_type=content_type, error=f"served {content_type.split(';')[0]}, not a feed or page",
@@ -179,27 +244,33 @@ def _result(response: httpx.Response, validators: Validators, limits: FetchLimit
     return FetchResult(status, body=body, validators=new_validators, content_type=content_type, **common)
 
 
-def _transport_failure(exc: httpx.HTTPError) -> FetchResult:
-    if isinstance(exc, httpx.TooManyRedirects):
-        return _failed("redirect_loop", f"more than {MAX_REDIRECTS} redirects (redirect loop?)")
-    if isinstance(exc, httpx.TimeoutException):
-        return _failed("timeout", f"timeout ({type(exc).__name__})")
-    if isinstance(exc, httpx.ConnectError):
+def _transport_failure(exc: BaseException) -> FetchResult:
+    if isinstance(exc, NewConnectionError):  # includes NameResolutionError
         kind = connect_failure(exc)
         return _failed(kind, {"tls_error": "TLS failure", "dns_error": "host name does not resolve"}.get(kind, "cannot connect") + f": {exc}")
-    if isinstance(exc, httpx.DecodingError):
+    if isinstance(exc, SSLError):
+        return _failed("tls_error", f"TLS failure: {exc}")
+    if isinstance(exc, Urllib3Timeout):
+        return _failed("timeout", f"timeout ({type(exc).__name__}: {exc})")
+    if isinstance(exc, DecodeError):
         return _failed("decode_error", f"cannot decode compressed body: {exc}")
+    if isinstance(exc, LocationValueError):
+        return _failed("transport_error", f"bad URL: {exc}")
     return _failed("transport_error", f"{type(exc).__name__}: {exc}")
+
+
+_READ_BYTES = 64 * 1024
+_current = threading.local()
 
 
 class _Deadline:
     """Cuts the connection when a request's total deadline passes.
 
-    httpx's timeouts are per read, so a server sending its status line and headers a byte
-    at a time would hold a worker for as long as it likes; read_limited() only guards the
-    body. The socket is learnt from httpcore's connection trace and shut down by the
-    watchdog thread, which wakes the blocked read. A keep-alive connection reused from the
-    pool has no connect event, so there only the per-read timeout and the body deadline apply.
+    urllib3's timeouts are per read, so a server sending its status line and headers a
+    byte at a time would hold a worker for as long as it likes. Every connection hands its
+    socket to the deadline of the request in its thread just before reading the response
+    (kept-alive ones too), and the watchdog thread shuts that socket down at the deadline,
+    which wakes the blocked read.
     """
 
     def __init__(self, seconds: float):
@@ -208,10 +279,14 @@ class _Deadline:
         self._socket: socket.socket | None = None
         self._lock = threading.Lock()
 
-    def trace(self, event: str, info: dict) -> None:
-        if event == "connection.connect_tcp.complete" and info.get("return_value") is not None:
-            with self._lock:
-                self._socket = info["return_value"].get_extra_info("socket")
+    @staticmethod
+    def attach_current(sock: socket.socket | None) -> None:
+        deadline = getattr(_current, "deadline", None)
+        if deadline is not None and sock is not None:
+            with deadline._lock:
+                deadline._socket = sock
+            if deadline.expired:
+                deadline.expire()
 
     def expire(self) -> None:
         with self._lock:
@@ -223,11 +298,15 @@ class _Deadline:
                     pass  # already closed: the request ended on its own
 
     def __enter__(self) -> "_Deadline":
+        _current.deadline = self
         _WATCHDOG.watch(self, time.monotonic() + self._seconds)
         return self
 
     def __exit__(self, *exc_info) -> None:
         _WATCHDOG.forget(self)
+        _current.deadline = None
+        with self._lock:
+            self._socket = None
 
 
 class _Watchdog:
@@ -280,6 +359,8 @@ def connect_failure(exc: BaseException) -> str:
     seen: BaseException | None = exc
     text = str(exc).lower()
     while seen is not None:
+        if isinstance(seen, NameResolutionError):
+            return "dns_error"
         if isinstance(seen, ssl.SSLError) or "ssl" in type(seen).__name__.lower():
             return "tls_error"
         if isinstance(seen, socket.gaierror):

@@ -11,13 +11,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Sequence
 
-import httpx
 import structlog
 
 from alertd.clock import Clock
 from alertd.config import ArticleSettings, FeedSettings
 from alertd.domain import Item
-from alertd.feeds.fetch import PAGE_ACCEPT, FetchLimits, Validators, fetch
+from alertd.feeds.fetch import PAGE_ACCEPT, FetchLimits, HttpClient, Validators, fetch
 from alertd.feeds.hosts import HostSlots, host_of
 from alertd.feeds.parse import canonical_url
 from alertd.store import Store
@@ -42,7 +41,7 @@ def wants_page(item: Item, feed: FeedSettings, settings: ArticleSettings) -> boo
 
 
 class PageFetcher:
-    def __init__(self, store: Store, client: httpx.Client, limits: FetchLimits, hosts: HostSlots, clock: Clock, settings: ArticleSettings):
+    def __init__(self, store: Store, client: HttpClient, limits: FetchLimits, hosts: HostSlots, clock: Clock, settings: ArticleSettings):
         self._store = store
         self._client = client
         self._limits = limits

@@ -44,8 +44,9 @@ class RelevanceModel:
         return words, sp.hstack([words, chars], format="csr")
 
     def decision_values(self, combined: sp.csr_matrix) -> dict[str, np.ndarray]:
-        """Uncalibrated log-odds per label."""
-        return {label: clf.decision_function(combined) for label, clf in self.classifiers.items()}
+        """Uncalibrated log-odds per label: what ``decision_function`` computes, without its
+        input validation, which costs more than the product itself for a poll's few items."""
+        return {label: combined @ clf.coef_[0] + clf.intercept_[0] for label, clf in self.classifiers.items()}
 
     def calibrated(self, label: str, log_odds: np.ndarray) -> np.ndarray:
         a, b = self.calibration.get(label, (1.0, 0.0))

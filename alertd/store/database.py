@@ -225,48 +225,23 @@ class Store:
         already alerted about creates no second alert for that subscriber.
         """
         delivery_ids: list[int] = []
-        merged = joined = 0
+        merged = 0
         with self._writing() as conn:
-            self._upsert_feed(conn, outcome, now)
+            fresh = self._not_stored(conn, outcome)
+            self._upsert_feed(conn, outcome, now, len(fresh))
             for text in outcome.article_texts:
                 conn.execute(delete(schema.article_texts).where(schema.article_texts.c.url == text.url))
                 conn.execute(insert(schema.article_texts).values(url=text.url, fetched_at=now, text=text.text, error=text.error))
-            if stories is not None and outcome.fingerprints and conn.dialect.name == "postgresql":
-                # story assignment reads then writes: serialise it between concurrent polls
-                conn.exec_driver_sql("LOCK TABLE stories IN SHARE ROW EXCLUSIVE MODE")
-            story_by_link = self._stories_by_link(conn, outcome, stories, now) if stories is not None else {}
-            new_count = 0
-            for scored, new_alerts in outcome.items:
-                exists = conn.execute(
-                    select(schema.items.c.id).where(
-                        schema.items.c.feed == scored.feed, schema.items.c.item_key == scored.item.key
-                    )
-                ).first()
-                if exists:
-                    continue
-                new_count += 1
-                story_id = None
-                fingerprint = outcome.fingerprints.get(scored.item.key)
-                if stories is not None and fingerprint is not None:
-                    story_id, existing = self._assign_story(conn, scored, fingerprint, stories, now, story_by_link)
-                    joined += existing
-                item_id = conn.execute(
-                    insert(schema.items).values(
-                        feed=scored.feed,
-                        item_key=scored.item.key,
-                        title=scored.item.title,
-                        link=scored.item.link,
-                        canonical_url=canonical_url(scored.item.link) if scored.item.link else None,
-                        summary=scored.article.text,
-                        lang=scored.article.lang,
-                        published_at=scored.item.published,
-                        seen_at=now,
-                        scores=scored.scores.as_dict(),
-                        relevant=scored.scores.relevant,
-                        model_id=scored.scores.model_id,
-                        story_id=story_id,
-                    )
-                ).inserted_primary_key[0]
+            story_ids: dict[str, int] = {}
+            joined = 0
+            if stories is not None and fresh and outcome.fingerprints:
+                if conn.dialect.name == "postgresql":
+                    # story assignment reads then writes: serialise it between concurrent polls
+                    conn.exec_driver_sql("LOCK TABLE stories IN SHARE ROW EXCLUSIVE MODE")
+                story_ids, joined = self._assign_stories(conn, fresh, outcome, stories, now)
+            item_ids = self._insert_items(conn, fresh, story_ids, now)
+            for (scored, new_alerts), item_id in zip(fresh, item_ids):
+                story_id = story_ids.get(scored.item.key)
                 for new_alert in new_alerts:
                     if story_id is not None and self._story_alerted(conn, story_id, new_alert.alert.subscriber):
                         merged += 1
@@ -292,13 +267,105 @@ class Store:
                     self._insert_delivery(conn, now, alert_id=None, subscriber=notice.subscriber, channel=notice.channel,
                                           message_id=notice.message_id, payload=notice.payload, kind="notice")
                 )
-            if new_count:
-                conn.execute(
-                    update(schema.feeds)
-                    .where(schema.feeds.c.name == outcome.feed)
-                    .values(items_total=schema.feeds.c.items_total + new_count, last_new_items=new_count)
-                )
-        return RecordResult(delivery_ids, new_count, merged, joined)
+        return RecordResult(delivery_ids, len(fresh), merged, joined)
+
+    @staticmethod
+    def _not_stored(conn, outcome: PollOutcome) -> list[tuple[ScoredItem, Sequence[NewAlert]]]:
+        """The poll's items not yet stored (a concurrent poll or a restart mid-cycle may have
+        stored some), each key once, in feed order."""
+        i = schema.items
+        keys = list(dict.fromkeys(scored.item.key for scored, _ in outcome.items))
+        stored = {key for chunk in _in_chunks(keys)
+                  for key in conn.execute(select(i.c.item_key).where(i.c.feed == outcome.feed, i.c.item_key.in_(chunk))).scalars()}
+        fresh: dict[str, tuple[ScoredItem, Sequence[NewAlert]]] = {}
+        for scored, alerts in outcome.items:
+            if scored.item.key not in stored:
+                fresh.setdefault(scored.item.key, (scored, alerts))
+        return list(fresh.values())
+
+    @staticmethod
+    def _insert_items(conn, fresh: Sequence[tuple[ScoredItem, Sequence[NewAlert]]], story_ids: Mapping[str, int],
+                      now: datetime) -> list[int]:
+        """Insert the items in one statement; their ids in the same order."""
+        if not fresh:
+            return []
+        i = schema.items
+        rows = [
+            dict(
+                feed=scored.feed, item_key=scored.item.key, title=scored.item.title, link=scored.item.link,
+                canonical_url=canonical_url(scored.item.link) if scored.item.link else None, summary=scored.article.text,
+                lang=scored.article.lang, published_at=scored.item.published, seen_at=now, scores=scored.scores.as_dict(),
+                relevant=scored.scores.relevant, model_id=scored.scores.model_id, story_id=story_ids.get(scored.item.key),
+            )
+            for scored, _ in fresh
+        ]
+        return list(conn.execute(insert(i).returning(i.c.id, sort_by_parameter_order=True), rows).scalars())
+
+    @classmethod
+    def _assign_stories(cls, conn, fresh: Sequence[tuple[ScoredItem, Sequence[NewAlert]]], outcome: PollOutcome,
+                        stories: StoryMatcher, now: datetime) -> tuple[dict[str, int], int]:
+        """Item key → story id for the new items, joining recent similar stories or starting new
+        ones, and how many items joined a story that already existed.
+
+        An article another feed already carried under the same canonical link is the same
+        story whatever its headline says (aggregators and translated headlines share no
+        shingles); otherwise the MinHash index decides, among the recent stories sharing a
+        band and the stories this poll starts. Reads and writes are one statement each for
+        the whole poll, not per item."""
+        s, b = schema.stories, schema.story_bands
+        todo = [(scored, tuple(fp)) for scored, _ in fresh if (fp := outcome.fingerprints.get(scored.item.key)) is not None]
+        by_link = cls._stories_by_link(conn, [scored for scored, _ in todo], stories, now)
+        item_bands = {scored.item.key: bands(fp) for scored, fp in todo}
+        all_bands = list({key for keys in item_bands.values() for key in keys})
+        known: dict[int, tuple[int, ...]] = {}  # recent story id -> signature
+        in_band: dict[str, list[int]] = {}
+        for chunk in _in_chunks(all_bands):
+            rows = conn.execute(
+                select(b.c.band, s.c.id, s.c.signature).join(s, s.c.id == b.c.story_id)
+                .where(b.c.band.in_(chunk), s.c.last_seen_at >= stories.window_start(now))
+            )
+            for band, story_id, sig in rows:
+                known[story_id] = tuple(sig)
+                in_band.setdefault(band, []).append(story_id)
+        started: list[tuple[ScoredItem, tuple[int, ...]]] = []  # new stories, by position; referred to as -(position + 1)
+        chosen: dict[str, int] = {}
+        joined_existing: dict[int, int] = {}
+        joined = 0
+        for scored, fp in todo:
+            link = canonical_url(scored.item.link) if scored.item.link else None
+            story = by_link.get(link) if link else None
+            if story is None:
+                keys = item_bands[scored.item.key]
+                existing = sorted({sid for key in keys for sid in in_band.get(key, ())})
+                candidates = [(sid, known[sid]) for sid in existing] + [
+                    (-(n + 1), sig) for n, (other, sig) in enumerate(started) if set(item_bands[other.item.key]) & set(keys)
+                ]
+                story = stories.choose(fp, candidates)
+            if story is None:
+                started.append((scored, fp))
+                story = -len(started)
+            else:
+                joined += 1
+                if story > 0:
+                    joined_existing[story] = joined_existing.get(story, 0) + 1
+            chosen[scored.item.key] = story
+            if link and link not in by_link:
+                by_link[link] = story
+        new_ids: list[int] = []
+        if started:
+            new_ids = list(conn.execute(
+                insert(s).returning(s.c.id, sort_by_parameter_order=True),
+                [dict(title=scored.item.title[:1000], signature=list(fp), first_seen_at=now, last_seen_at=now,
+                      items_count=sum(1 for v in chosen.values() if v == -(n + 1))) for n, (scored, fp) in enumerate(started)],
+            ).scalars())
+            conn.execute(insert(b), [{"band": key, "story_id": story_id} for (scored, _), story_id in zip(started, new_ids)
+                                     for key in dict.fromkeys(item_bands[scored.item.key])])
+        if joined_existing:
+            conn.execute(
+                update(s).where(s.c.id == bindparam("b_id")).values(last_seen_at=now, items_count=s.c.items_count + bindparam("b_n")),
+                [{"b_id": story_id, "b_n": n} for story_id, n in joined_existing.items()],
+            )
+        return {key: story if story > 0 else new_ids[-story - 1] for key, story in chosen.items()}, joined
 
     @staticmethod
     def _insert_delivery(conn, now: datetime, *, kind: str = "alert", state: str = PENDING, **values) -> int:
@@ -307,40 +374,10 @@ class Store:
         ).inserted_primary_key[0]
 
     @staticmethod
-    def _assign_story(conn, scored: ScoredItem, fingerprint: Sequence[int], stories: StoryMatcher, now: datetime,
-                      story_by_link: Mapping[str, int]) -> tuple[int, bool]:
-        """The id of the story this item reports, joining a recent similar one or starting one.
-
-        An article another feed already carried under the same canonical link is the same
-        story whatever its headline says (aggregators and translated headlines share no
-        shingles); otherwise the MinHash index decides."""
-        s, b = schema.stories, schema.story_bands
-        if scored.item.link:
-            same_link = story_by_link.get(canonical_url(scored.item.link))
-            if same_link is not None:
-                conn.execute(update(s).where(s.c.id == same_link).values(last_seen_at=now, items_count=s.c.items_count + 1))
-                return same_link, True
-        keys = bands(tuple(fingerprint))
-        candidates = conn.execute(
-            select(s.c.id, s.c.signature)
-            .where(s.c.id.in_(select(b.c.story_id).where(b.c.band.in_(keys))), s.c.last_seen_at >= stories.window_start(now))
-            .order_by(s.c.id)
-        ).all()
-        story_id = stories.choose(tuple(fingerprint), [(row.id, row.signature) for row in candidates])
-        if story_id is not None:
-            conn.execute(update(s).where(s.c.id == story_id).values(last_seen_at=now, items_count=s.c.items_count + 1))
-            return story_id, True
-        story_id = conn.execute(
-            insert(s).values(title=scored.item.title[:1000], signature=list(fingerprint), first_seen_at=now, last_seen_at=now, items_count=1)
-        ).inserted_primary_key[0]
-        conn.execute(insert(b), [{"band": key, "story_id": story_id} for key in dict.fromkeys(keys)])
-        return story_id, False
-
-    @staticmethod
-    def _stories_by_link(conn, outcome: PollOutcome, stories: StoryMatcher, now: datetime) -> dict[str, int]:
-        """Canonical link → the story of the earliest recent item under it, for this poll's items."""
+    def _stories_by_link(conn, items: Sequence[ScoredItem], stories: StoryMatcher, now: datetime) -> dict[str, int]:
+        """Canonical link → the story of the earliest recent item under it, for these items."""
         s, i = schema.stories, schema.items
-        links = list({canonical_url(scored.item.link) for scored, _ in outcome.items if scored.item.link})
+        links = list({canonical_url(scored.item.link) for scored in items if scored.item.link})
         found: dict[str, int] = {}
         for chunk in _in_chunks(links):
             rows = conn.execute(
@@ -359,7 +396,7 @@ class Store:
             select(a.c.id).join(i, i.c.id == a.c.item_id).where(i.c.story_id == story_id, a.c.subscriber == subscriber).limit(1)
         ).first() is not None
 
-    def _upsert_feed(self, conn, outcome: PollOutcome, now: datetime) -> None:
+    def _upsert_feed(self, conn, outcome: PollOutcome, now: datetime, new_items: int) -> None:
         failed = outcome.error is not None
         values: dict[str, Any] = {
             "url": outcome.url,
@@ -381,19 +418,23 @@ class Store:
                 values["last_modified"] = outcome.last_modified
         if outcome.healthy:
             values["unhealthy_since"] = None
+        if new_items:
+            values["last_new_items"] = new_items
         existing = conn.execute(select(schema.feeds.c.healthy).where(schema.feeds.c.name == outcome.feed)).first()
         if existing:
             if failed:
                 values["consecutive_failures"] = schema.feeds.c.consecutive_failures + 1
             if not outcome.healthy and existing.healthy:
                 values["unhealthy_since"] = now
+            if new_items:
+                values["items_total"] = schema.feeds.c.items_total + new_items
             conn.execute(update(schema.feeds).where(schema.feeds.c.name == outcome.feed).values(**values))
         else:
             values.setdefault("consecutive_failures", 1 if failed else 0)
             values.setdefault("last_new_items", 0)
             if not outcome.healthy:
                 values["unhealthy_since"] = now
-            conn.execute(insert(schema.feeds).values(name=outcome.feed, items_total=0, **values))
+            conn.execute(insert(schema.feeds).values(name=outcome.feed, items_total=new_items, **values))
 
     def cached_article_texts(self, urls: Iterable[str], since: datetime) -> dict[str, ArticleText]:
         """Extractions (or failures) of these canonical URLs made after ``since``."""
