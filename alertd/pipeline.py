@@ -128,6 +128,11 @@ class Pipeline:
         self._known_states: dict[str, tuple[FeedState | None, int]] = {}  # feed -> (state, polls done when read)
         self._polls_done: dict[str, int] = {}
         self._quiet = QuietPolls(store, clock)
+        # Parsing, scoring and writing are CPU work, and Python runs one thread at a time:
+        # two polls crunching at once add no throughput, only memory (each holds a parsed
+        # feed and its articles) and interpreter-lock hand-offs (decision 42). Fetches, the
+        # waiting part, stay as concurrent as the workers allow.
+        self._crunching = threading.Lock()
         self.reconfigure(settings, model)
 
     def reconfigure(self, settings: Settings, model: RelevanceModel) -> None:
@@ -191,8 +196,9 @@ class Pipeline:
         parsed: ParsedFeed | None = None
         failure, error = result.failure, result.error
         if not error and not result.not_modified:
-            parsed = parse_feed(result.body or b"", result.content_type, feed.language,
-                                known=lambda keys: self._store.known_item_keys(feed.name, keys))
+            with self._crunching:
+                parsed = parse_feed(result.body or b"", result.content_type, feed.language,
+                                    known=lambda keys: self._store.known_item_keys(feed.name, keys))
             if parsed.encoding_repaired:
                 bound.info("feed_encoding_repaired", encoding=parsed.encoding, declared_content_type=result.content_type)
             if parsed.problem and not parsed.items:
@@ -234,23 +240,24 @@ class Pipeline:
         known = set() if parsed.screened else self._store.known_item_keys(feed.name, [i.key for i in parsed.items])
         fresh = list({i.key: i for i in parsed.items if i.key not in known}.values())
         pages = self._pages.texts_for(fresh, feed, host_of(url))
-        articles = []
-        for item in fresh:
-            text = clean_article_text(pages.texts.get(item.key, item.summary))
-            articles.append(Article(item.title, text, detect_language(f"{item.title}\n{text}", item.lang_hint)))
-        scored = [ScoredItem(feed.name, i, a, s) for i, a, s in zip(fresh, articles, self._model.score(articles))]
-        self._count_scores(feed.name, parsed.entries, scored)
-        to_store = []
-        immediate_budget = self._immediate_budget()
-        for entry in scored:
-            alerts = match(entry, feed.tags, list(self._subscribers.values()), self._model.thresholds)
-            to_store.append((entry, [self._new_alert(a, immediate_budget) for a in alerts]))
-        fingerprints = {e.item.key: signature(e.item.title, e.article.text) for e in scored} if self._stories else {}
-        outcome = PollOutcome(
-            feed.name, url, result.status, None, result.validators.etag, result.validators.last_modified, to_store,
-            fingerprints=fingerprints, article_texts=pages.to_cache, **common,
-        )
-        recorded = self._store.record_poll(outcome, now, self._payload(feed), self._stories)
+        with self._crunching:  # see __init__
+            articles = []
+            for item in fresh:
+                text = clean_article_text(pages.texts.get(item.key, item.summary))
+                articles.append(Article(item.title, text, detect_language(f"{item.title}\n{text}", item.lang_hint)))
+            scored = [ScoredItem(feed.name, i, a, s) for i, a, s in zip(fresh, articles, self._model.score(articles))]
+            self._count_scores(feed.name, parsed.entries, scored)
+            to_store = []
+            immediate_budget = self._immediate_budget()
+            for entry in scored:
+                alerts = match(entry, feed.tags, list(self._subscribers.values()), self._model.thresholds)
+                to_store.append((entry, [self._new_alert(a, immediate_budget) for a in alerts]))
+            fingerprints = {e.item.key: signature(e.item.title, e.article.text) for e in scored} if self._stories else {}
+            outcome = PollOutcome(
+                feed.name, url, result.status, None, result.validators.etag, result.validators.last_modified, to_store,
+                fingerprints=fingerprints, article_texts=pages.to_cache, **common,
+            )
+            recorded = self._store.record_poll(outcome, now, self._payload(feed), self._stories)
         alert_count = len(recorded.delivery_ids) - len(notices)
         if self.metrics:
             for _, alerts in to_store:

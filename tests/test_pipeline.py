@@ -273,3 +273,46 @@ class TestRealCapturedFeeds:
         assert lacked and third.new_items == len(lacked)  # later articles reuse guids 1..9
         assert store.known_item_keys("ekonomi", lacked) == lacked
         assert pipeline.poll(cfg.feeds[1]).failure in ("empty_body", "malformed", "not_a_feed")
+
+
+class TestConcurrentPolls:
+    def test_only_one_poll_scores_at_a_time_and_none_is_lost(self, http_server, world, shipped_model):
+        """Eight feeds polled by eight threads at once: every item is stored, and the model
+        is never running for two polls at the same moment (decision 42)."""
+        import threading
+
+        class WatchedModel:
+            """The shipped model, noting how many polls are inside score() at once."""
+
+            def __init__(self):
+                self.inside = self.most = 0
+                self.lock = threading.Lock()
+
+            def __getattr__(self, name):
+                return getattr(shipped_model, name)
+
+            def score(self, articles):
+                with self.lock:
+                    self.inside += 1
+                    self.most = max(self.most, self.inside)
+                try:
+                    threading.Event().wait(0.05)  # long enough for the other threads to arrive
+                    return shipped_model.score(articles)
+                finally:
+                    with self.lock:
+                        self.inside -= 1
+
+        for n in range(8):
+            http_server.routes[f"/f{n}.xml"] = Reply(200, rss((f"{n}-1", f"Budget vote {n}", f"http://127.0.0.1:9/{n}", "Parliament met.")))
+        cfg = settings(http_server, [{"name": f"f{n}", "url": http_server.url(f"/f{n}.xml")} for n in range(8)])
+        pipeline, store, clock = world(cfg)
+        watched = WatchedModel()
+        pipeline.reconfigure(cfg, watched)
+        reports = []
+        threads = [threading.Thread(target=lambda f=f: reports.append(pipeline.poll(f))) for f in cfg.feeds]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert sorted(r.new_items for r in reports) == [1] * 8
+        assert watched.most == 1
