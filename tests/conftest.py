@@ -21,6 +21,12 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 POSTGRES_URL = os.environ.get("ALERTD_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
+# Tests talk to servers on 127.0.0.1 only: a proxy set in the environment must not carry
+# their requests elsewhere (the proxy tests pass their proxies explicitly).
+for _name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+    os.environ.pop(_name, None)
+    os.environ.pop(_name.upper(), None)
+
 
 def _postgres_reachable() -> bool:
     try:

@@ -170,6 +170,20 @@ class TestFailureKinds:
         assert result.failure == "too_slow" and time.monotonic() - started < 4
         assert http_server.connections == 1  # the dripping answer came on the kept-alive connection
 
+    def test_proxy_from_settings_and_no_proxy_bypass(self, http_server):
+        """With a proxy named, requests go to it in absolute form; hosts under no_proxy go direct."""
+        from alertd.feeds.fetch import build_http_client
+
+        feed = b"<rss><channel><title>via proxy</title></channel></rss>"
+        http_server.routes["http://feeds.example/rss"] = Reply(200, feed, {"content-type": "application/rss+xml"})
+        http_server.routes["/direct"] = Reply(200, b"<rss/>", {"content-type": "application/rss+xml"})
+        proxies = {"http": http_server.base_url, "no": "127.0.0.1"}
+        with build_http_client("alertd-test", 2, 2, proxies=proxies) as proxied:
+            result = fetch(proxied, "http://feeds.example/rss", Validators(), LIMITS)
+            assert result.body == feed and http_server.requests[-1].path == "http://feeds.example/rss"
+            assert fetch(proxied, http_server.url("/direct"), Validators(), LIMITS).ok
+            assert http_server.requests[-1].path == "/direct"
+
     def test_gzip_bomb_and_drip_kinds(self, http_server, client):
         """A gzip bomb is 'too_large' and a dripping server 'too_slow'."""
         http_server.routes["/bomb"] = Reply(200, gzip.compress(b"\0" * 20_000_000), {"content-encoding": "gzip"})

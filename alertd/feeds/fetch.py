@@ -29,8 +29,9 @@ import socket
 import ssl
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -125,31 +126,69 @@ class _TLSPool(urllib3.HTTPSConnectionPool):
     ConnectionCls = _DeadlineTLSConnection
 
 
-class HttpClient(urllib3.PoolManager):
-    """Keep-alive pools per host whose sockets the request deadline can cut (see _Deadline).
-
-    urllib3 rather than httpx on this path: a conditional GET answered 304 costs about a
-    third of the CPU (docs/decisions.md 40), and most polls are such 304s."""
-
+class _DirectPools(urllib3.PoolManager):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.pool_classes_by_scheme = {"http": _Pool, "https": _TLSPool}
 
+
+class _ProxiedPools(urllib3.ProxyManager):
+    def __init__(self, proxy_url: str, **kwargs) -> None:
+        super().__init__(proxy_url, **kwargs)
+        self.pool_classes_by_scheme = {"http": _Pool, "https": _TLSPool}
+
+
+class HttpClient:
+    """Keep-alive pools per host whose sockets the request deadline can cut (see _Deadline),
+    direct or through the proxy the environment names (``HTTP_PROXY``, ``HTTPS_PROXY``,
+    ``NO_PROXY``, as curl and most HTTP clients read them).
+
+    urllib3 rather than httpx on this path: a conditional GET answered 304 costs about a
+    third of the CPU (docs/decisions.md 40), and most polls are such 304s."""
+
+    def __init__(self, headers: dict[str, str], timeout: urllib3.Timeout, max_hosts: int, per_host: int,
+                 proxies: dict[str, str] | None = None) -> None:
+        self.headers = headers
+        self._pool_options = dict(num_pools=max_hosts, maxsize=per_host, headers=headers, timeout=timeout, retries=False)
+        self._proxies = urllib.request.getproxies_environment() if proxies is None else proxies
+        self._direct = _DirectPools(**self._pool_options)
+        self._via: dict[str, _ProxiedPools] = {}
+        self._lock = threading.Lock()
+
+    def request(self, method: str, url: str, **kwargs) -> BaseHTTPResponse:
+        return self._pools_for(url).request(method, url, **kwargs)
+
+    def _pools_for(self, url: str) -> urllib3.PoolManager:
+        parts = urlsplit(url)
+        proxy = self._proxies.get(parts.scheme)
+        if not proxy or urllib.request.proxy_bypass_environment(parts.hostname or "", self._proxies):
+            return self._direct
+        with self._lock:
+            if proxy not in self._via:
+                self._via[proxy] = _ProxiedPools(proxy, **self._pool_options)
+            return self._via[proxy]
+
     def close(self) -> None:
-        self.clear()
+        for pools in [self._direct, *self._via.values()]:
+            pools.clear()
+
+    def __enter__(self) -> "HttpClient":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
 
 def build_http_client(
-    user_agent: str, connect_timeout: float, read_timeout: float, max_hosts: int = 100, per_host: int = 2
+    user_agent: str, connect_timeout: float, read_timeout: float, max_hosts: int = 100, per_host: int = 2,
+    proxies: dict[str, str] | None = None,
 ) -> HttpClient:
     """Redirects are followed by ``fetch`` itself (to tell permanent ones and loops apart)
-    and nothing is retried: backoff is the scheduler's business."""
+    and nothing is retried: backoff is the scheduler's business. ``proxies`` (scheme →
+    proxy URL, ``no`` → hosts to reach directly) defaults to the environment's."""
     return HttpClient(
-        num_pools=max_hosts,
-        maxsize=per_host,
-        headers={"User-Agent": user_agent, "Accept": FEED_ACCEPT, "Accept-Encoding": "gzip, deflate"},
-        timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
-        retries=False,
+        {"User-Agent": user_agent, "Accept": FEED_ACCEPT, "Accept-Encoding": "gzip, deflate"},
+        urllib3.Timeout(connect=connect_timeout, read=read_timeout), max_hosts, per_host, proxies,
     )
 
 
