@@ -9,7 +9,9 @@ feeds are started oldest-due first, so none starves.
 from __future__ import annotations
 
 import threading
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from queue import Empty, SimpleQueue
 from datetime import datetime
 from typing import Callable, Sequence
 
@@ -81,27 +83,33 @@ class Dispatcher:
     def poll_all(self, feeds: Sequence[FeedSettings], stop: Callable[[], bool] = lambda: False) -> list:
         """Poll each feed once, as fast as the limits allow; block until all are done."""
         targets = self._targets(feeds)
-        waiting = [f for f in feeds if not targets[f.name][1]]  # disabled feeds are skipped
-        futures: dict[Future, FeedSettings] = {}
+        waiting = deque(f for f in feeds if not targets[f.name][1])  # disabled feeds are skipped
+        finished: SimpleQueue[Future] = SimpleQueue()
+        running = 0
         reports = {}
-        while (waiting or futures) and not stop():
-            for feed in list(waiting):
-                if self.busy() >= self._workers:
-                    break  # nothing can start until a poll finishes: wait below instead of spinning
-                with self._lock:
-                    if feed.name in self._in_flight:
-                        continue
+        names: dict[Future, str] = {}
+        while (waiting or running) and not stop():
+            held_up = []  # their host is busy, or a tick of the daemon is polling them
+            while waiting and self.busy() < self._workers:
+                feed = waiting.popleft()
                 future = self._start(feed, targets[feed.name][0])
-                if future is not None:
-                    waiting.remove(feed)
-                    futures[future] = feed
-            if not futures:
+                if future is None:
+                    held_up.append(feed)
+                    continue
+                names[future] = feed.name
+                running += 1
+                future.add_done_callback(finished.put)
+            waiting.extendleft(reversed(held_up))
+            if not running:
                 # every waiting feed's host is held by polls started elsewhere (the daemon's ticks)
                 threading.Event().wait(0.05)
                 continue
-            done, _ = wait(list(futures), timeout=1.0, return_when=FIRST_COMPLETED)
-            for future in done:
-                reports[futures.pop(future).name] = future.result()
+            try:
+                future = finished.get(timeout=1.0)
+            except Empty:
+                continue
+            running -= 1
+            reports[names.pop(future)] = future.result()
         self._flush()
         return [reports[f.name] for f in feeds if f.name in reports]
 
