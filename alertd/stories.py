@@ -57,10 +57,9 @@ def signature(title: str, text: str) -> Signature:
     found = shingles(title, text)
     if not found:
         return tuple([0xFFFFFFFF] * NUM_PERM)
-    hashes = np.fromiter(
-        (int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest(), "little") for s in found),
-        dtype=np.uint64, count=len(found),
-    )
+    blake2b = hashlib.blake2b
+    digests = b"".join([blake2b(s.encode(), digest_size=8).digest() for s in found])
+    hashes = np.frombuffer(digests, dtype="<u8").astype(np.uint64)  # each digest read little-endian
     with np.errstate(over="ignore"):
         permuted = (hashes[:, None] * _A[None, :] + _B[None, :]) >> np.uint64(32)
     return tuple(int(v) for v in permuted.min(axis=0))
