@@ -11,8 +11,8 @@ from __future__ import annotations
 import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from queue import Empty, SimpleQueue
 from datetime import datetime
+from queue import Empty, SimpleQueue
 from typing import Callable, Sequence
 
 import structlog
@@ -85,9 +85,8 @@ class Dispatcher:
         targets = self._targets(feeds)
         waiting = deque(f for f in feeds if not targets[f.name][1])  # disabled feeds are skipped
         finished: SimpleQueue[Future] = SimpleQueue()
-        running = 0
+        running: dict[Future, str] = {}  # future -> feed name
         reports = {}
-        names: dict[Future, str] = {}
         while (waiting or running) and not stop():
             held_up = []  # their host is busy, or a tick of the daemon is polling them
             while waiting and self.busy() < self._workers:
@@ -96,8 +95,7 @@ class Dispatcher:
                 if future is None:
                     held_up.append(feed)
                     continue
-                names[future] = feed.name
-                running += 1
+                running[future] = feed.name
                 future.add_done_callback(finished.put)
             waiting.extendleft(reversed(held_up))
             if not running:
@@ -108,8 +106,7 @@ class Dispatcher:
                 future = finished.get(timeout=1.0)
             except Empty:
                 continue
-            running -= 1
-            reports[names.pop(future)] = future.result()
+            reports[running.pop(future)] = future.result()
         self._flush()
         return [reports[f.name] for f in feeds if f.name in reports]
 
