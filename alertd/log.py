@@ -43,3 +43,6 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream=None) -> No
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     for noisy in ("httpx", "httpcore", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # urllib3 warns about pool sizing and retries; its failures reach us as exceptions,
+    # which fetch logs with the feed's context
+    logging.getLogger("urllib3").setLevel(logging.ERROR)

@@ -159,6 +159,17 @@ class TestFailureKinds:
         again = fetch(client, http_server.url("/feed"), Validators(), LIMITS)
         assert again.body == b"<rss><channel><title>t</title></channel></rss>" and http_server.connections == 2
 
+    def test_idle_connection_past_keep_alive_is_not_reused(self, http_server, client, monkeypatch):
+        """A connection idle longer than KEEP_ALIVE_SECONDS (here: any time at all) is
+        closed and a new one opened, since a firewall may have dropped it silently."""
+        import alertd.feeds.fetch as fetch_module
+
+        http_server.routes["/feed"] = Reply(200, b"<rss/>", {"content-type": "application/rss+xml"})
+        monkeypatch.setattr(fetch_module, "KEEP_ALIVE_SECONDS", 0.0)
+        assert fetch(client, http_server.url("/feed"), Validators(), LIMITS).ok
+        assert fetch(client, http_server.url("/feed"), Validators(), LIMITS).ok
+        assert http_server.connections == 2
+
     def test_total_deadline_cuts_a_kept_alive_connection_too(self, http_server, client):
         """A server that answers once, then drips its next answer's headers on the same
         connection, is cut at the deadline like a fresh one."""
