@@ -360,7 +360,6 @@ class TestPrivateNetworkGuard:
 class TestAppriseChannel:
     def test_posts_to_apprise_json_endpoint(self, store, webhook_receiver):
         """An apprise subscriber's alert reaches a local Apprise json:// endpoint with headline, scores and terms."""
-        import json as jsonlib
 
         from alertd.delivery.chat import AppriseSender
 
@@ -371,7 +370,7 @@ class TestAppriseChannel:
         store.record_poll(outcome_with([scored_item(title="Iran ships drones to Russia")], channel="apprise"), clock.now(), real_payload)
         assert loop(store, {"apprise": AppriseSender()}, [subscriber], clock).run_once().delivered == 1
         [request] = webhook_receiver.requests
-        message = jsonlib.loads(request.body)
+        message = json.loads(request.body)
         assert "Iran ships drones to Russia" in message["title"]
         assert "Scores:" in message["message"] and "term" in message["message"]
 
