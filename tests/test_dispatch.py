@@ -87,3 +87,30 @@ class TestDispatcher:
         done.wait(5)
         dispatcher.shutdown()
         assert started == ["due"] and dispatcher.next_poll["off"] is None
+
+    def test_free_worker_starts_next_due_feed_without_waiting_for_a_tick(self, http_server):
+        """Six due feeds, two workers, one tick: as polls finish, the backlog is started,
+        oldest due first, within the limits, so all six are polled before any other tick."""
+        probe = ConcurrencyProbe(Reply(200, b"<rss/>"))
+        probe.release.set()  # answer at once; the probe only counts
+        http_server.routes["/f"] = probe
+        feeds = [FeedSettings(name=f"f{i}", url=http_server.url(f"/f?{i}")) for i in range(6)]
+        order: list[str] = []
+        all_done = threading.Event()
+
+        with build_http_client("t", 2, 6) as client:
+            fetch_and_note = poller(client, order)
+
+            def poll(feed):
+                report = fetch_and_note(feed)
+                if len(order) == len(feeds):
+                    all_done.set()
+                return PollReport(feed.name, report.status, report.error, next_poll_at=NOW.replace(year=2027))
+
+            dispatcher = Dispatcher(poll, lambda feeds: {f.name: (f.url, None) for f in feeds}, workers=2, hosts=HostSlots(2))
+            dispatcher.next_poll.update({f.name: NOW.replace(minute=i) for i, f in enumerate(reversed(feeds))})
+            assert dispatcher.dispatch_due(feeds, NOW.replace(hour=1)) == 2
+            all_done.wait(10)
+            dispatcher.shutdown()
+        assert sorted(order) == sorted(f.name for f in feeds) and probe.peak <= 2
+        assert sorted(order[:2]) == ["f4", "f5"]  # the two most overdue went first

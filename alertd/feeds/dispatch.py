@@ -1,9 +1,10 @@
 """Which feed is polled when, on which worker.
 
 At most ``workers`` polls run at once overall and at most ``HostSlots.per_host`` per
-host; a feed whose host is busy waits for the next tick instead of occupying a worker,
+host; a feed whose host is busy waits in the backlog instead of occupying a worker,
 so one slow or hanging outlet only ever holds its own slots, never the others'. Due
-feeds are started oldest-due first, so none starves.
+feeds are started oldest-due first, so none starves, and a worker that comes free
+starts the next due feed at once rather than at the next tick.
 """
 
 from __future__ import annotations
@@ -38,18 +39,26 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._in_flight: dict[str, Future] = {}
         self.next_poll: dict[str, datetime | None] = {}  # feed name -> when due; None means disabled
+        # feeds found due at the last tick that could not start then, oldest due first,
+        # with the tick's time: a worker that comes free starts the next of them at once
+        self._backlog: deque[tuple[FeedSettings, str, str]] = deque()  # (feed, url, host)
+        self._backlog_at: datetime | None = None
+        self._closed = False
 
     def _start(self, feed: FeedSettings, url: str) -> Future | None:
         """Start polling ``feed`` at ``url`` if a worker and a slot on its host are free."""
         with self._lock:
-            if feed.name in self._in_flight or len(self._in_flight) >= self._workers:
-                return None
-            host = host_of(url)
-            if not self._hosts.try_acquire(host):
-                return None
-            future = self._pool.submit(self._run, feed, host)
-            self._in_flight[feed.name] = future
-            return future
+            return self._start_locked(feed, url)
+
+    def _start_locked(self, feed: FeedSettings, url: str, host: str | None = None) -> Future | None:
+        if self._closed or feed.name in self._in_flight or len(self._in_flight) >= self._workers:
+            return None
+        host = host or host_of(url)
+        if not self._hosts.try_acquire(host):
+            return None
+        future = self._pool.submit(self._run, feed, host)
+        self._in_flight[feed.name] = future
+        return future
 
     def _run(self, feed: FeedSettings, host: str):
         try:
@@ -61,6 +70,21 @@ class Dispatcher:
             self._hosts.release(host)
             with self._lock:
                 self._in_flight.pop(feed.name, None)
+                self._start_from_backlog()
+
+    def _start_from_backlog(self) -> None:
+        """Start backlog feeds while workers are free, dropping ones polled since the tick
+        (no longer due) and keeping, in order, ones whose host is busy. Called with the lock held."""
+        held_up, busy_hosts = [], set()
+        while self._backlog and len(self._in_flight) < self._workers and not self._closed:
+            entry = feed, url, host = self._backlog.popleft()
+            when = self.next_poll.get(feed.name, self._backlog_at)
+            if when is None or self._backlog_at is None or when > self._backlog_at or feed.name in self._in_flight:
+                continue
+            if host in busy_hosts or self._start_locked(feed, url, host) is None:
+                busy_hosts.add(host)
+                held_up.append(entry)
+        self._backlog.extendleft(reversed(held_up))
 
     def dispatch_due(self, feeds: Sequence[FeedSettings], now: datetime) -> int:
         """Start every due feed that can start now (non-blocking); return how many started."""
@@ -71,13 +95,17 @@ class Dispatcher:
         due.sort(key=lambda f: self.next_poll.get(f.name) or now)
         targets = self._targets(due)
         started = 0
-        for feed in due:
-            url, disabled = targets[feed.name]
-            if disabled:
-                with self._lock:
+        with self._lock:
+            self._backlog = deque()
+            self._backlog_at = now
+            for feed in due:
+                url, disabled = targets[feed.name]
+                if disabled:
                     self.next_poll[feed.name] = None
-            elif self.busy() < self._workers:
-                started += self._start(feed, url) is not None
+                elif self._start_locked(feed, url) is not None:
+                    started += 1
+                elif feed.name not in self._in_flight:
+                    self._backlog.append((feed, url, host_of(url)))
         return started
 
     def poll_all(self, feeds: Sequence[FeedSettings], stop: Callable[[], bool] = lambda: False) -> list:
@@ -115,4 +143,7 @@ class Dispatcher:
             return len(self._in_flight)
 
     def shutdown(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._backlog.clear()
         self._pool.shutdown(wait=True)
