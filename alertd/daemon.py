@@ -182,6 +182,7 @@ class Daemon:
             return
         needs_restart = _restart_only_changes(runtime.settings, settings)
         runtime.pipeline.reconfigure(settings, model)
+        runtime.dispatcher.clear_backlog()
         runtime.delivery.reconfigure(settings.subscribers, settings.delivery, build_senders(settings, runtime.clients[1], runtime.clock))
         runtime.settings, runtime.model = settings, model
         self._metrics.model.info({"id": model.model_id})

@@ -114,3 +114,22 @@ class TestDispatcher:
             dispatcher.shutdown()
         assert sorted(order) == sorted(f.name for f in feeds) and probe.peak <= 2
         assert sorted(order[:2]) == ["f4", "f5"]  # the two most overdue went first
+
+    def test_cleared_backlog_is_not_started(self, http_server):
+        """After clear_backlog (a reload), the feeds left over from the last tick wait for
+        the next one instead of starting when the running poll ends."""
+        probe = ConcurrencyProbe(Reply(200, b"<rss/>"))
+        http_server.routes["/f"] = probe
+        feeds = [FeedSettings(name=f"f{i}", url=http_server.url(f"/f?{i}")) for i in range(3)]
+        order: list[str] = []
+        with build_http_client("t", 2, 6) as client:
+            dispatcher = Dispatcher(poller(client, order), lambda feeds: {f.name: (f.url, None) for f in feeds}, workers=1, hosts=HostSlots(2))
+            assert dispatcher.dispatch_due(feeds, NOW) == 1
+            dispatcher.clear_backlog()
+            probe.release.set()
+            for _ in range(100):  # the running poll ends; nothing may follow it
+                if order and dispatcher.busy() == 0:
+                    break
+                threading.Event().wait(0.05)
+            dispatcher.shutdown()
+        assert len(order) == 1

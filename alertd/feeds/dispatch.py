@@ -138,6 +138,12 @@ class Dispatcher:
         self._flush()
         return [reports[f.name] for f in feeds if f.name in reports]
 
+    def clear_backlog(self) -> None:
+        """Forget the feeds waiting from the last tick (after a reload they may be gone or
+        changed); the next tick finds the due ones again from the new list."""
+        with self._lock:
+            self._backlog.clear()
+
     def busy(self) -> int:
         with self._lock:
             return len(self._in_flight)
