@@ -102,46 +102,37 @@ class DeadlineExceeded(Exception):
 FEED_ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.8, */*;q=0.5"
 PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
 MAX_REDIRECTS = 5
-KEEP_ALIVE_SECONDS = 5.0  # as long as an idle connection is trusted (see _Expiring)
+KEEP_ALIVE_SECONDS = 5.0  # as long as an idle connection is trusted (see _Watched)
 _NOT_FEED_TYPES = ("image/", "audio/", "video/", "font/", "application/pdf", "application/zip", "application/gzip",
                    "application/x-gzip", "application/octet-stream", "application/vnd.")
 
 
-class _Expiring:
-    """A kept-alive connection is reused only within KEEP_ALIVE_SECONDS of its last
-    response. Polls of a feed are minutes apart, and by then a server has usually closed
-    the connection, or a firewall has forgotten it without telling either end, which
-    would cost a full read timeout and a failed poll."""
+class _Watched:
+    """What both connection kinds add to urllib3's: the socket is handed to the current
+    request's deadline (see _Deadline) before the response is read, and a kept-alive
+    connection is reused only within KEEP_ALIVE_SECONDS of its last response. Polls of a
+    feed are minutes apart, and by then a server has usually closed the connection, or a
+    firewall has forgotten it without telling either end, which would cost a full read
+    timeout and a failed poll."""
 
     _last_response = 0.0
 
-    def _note_response(self) -> None:
+    def getresponse(self):
+        _Deadline.attach_current(self.sock)
         self._last_response = time.monotonic()
-
-    def _fresh(self) -> bool:
-        return time.monotonic() - self._last_response <= KEEP_ALIVE_SECONDS
-
-
-class _DeadlineConnection(_Expiring, HTTPConnection):
-    def getresponse(self):  # type: ignore[override]
-        _Deadline.attach_current(self.sock)
-        self._note_response()
         return super().getresponse()
 
     @property
     def is_connected(self) -> bool:
-        return self._fresh() and super().is_connected
+        return time.monotonic() - self._last_response <= KEEP_ALIVE_SECONDS and super().is_connected
 
 
-class _DeadlineTLSConnection(_Expiring, HTTPSConnection):
-    def getresponse(self):  # type: ignore[override]
-        _Deadline.attach_current(self.sock)
-        self._note_response()
-        return super().getresponse()
+class _DeadlineConnection(_Watched, HTTPConnection):
+    pass
 
-    @property
-    def is_connected(self) -> bool:
-        return self._fresh() and super().is_connected
+
+class _DeadlineTLSConnection(_Watched, HTTPSConnection):
+    pass
 
 
 class _Pool(urllib3.HTTPConnectionPool):

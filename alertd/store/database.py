@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections import Counter
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -353,10 +354,11 @@ class Store:
                 by_link[link] = story
         new_ids: list[int] = []
         if started:
+            members = Counter(chosen.values())
             new_ids = list(conn.execute(
                 insert(s).returning(s.c.id, sort_by_parameter_order=True),
                 [dict(title=scored.item.title[:1000], signature=list(fp), first_seen_at=now, last_seen_at=now,
-                      items_count=sum(1 for v in chosen.values() if v == -(n + 1))) for n, (scored, fp) in enumerate(started)],
+                      items_count=members[-(n + 1)]) for n, (scored, fp) in enumerate(started)],
             ).scalars())
             conn.execute(insert(b), [{"band": key, "story_id": story_id} for (scored, _), story_id in zip(started, new_ids)
                                      for key in dict.fromkeys(item_bands[scored.item.key])])
