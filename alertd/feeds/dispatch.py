@@ -45,15 +45,14 @@ class Dispatcher:
         self._backlog_at: datetime | None = None
         self._closed = False
 
-    def _start(self, feed: FeedSettings, url: str) -> Future | None:
+    def _start(self, feed: FeedSettings, url: str, host: str) -> Future | None:
         """Start polling ``feed`` at ``url`` if a worker and a slot on its host are free."""
         with self._lock:
-            return self._start_locked(feed, url)
+            return self._start_locked(feed, url, host)
 
-    def _start_locked(self, feed: FeedSettings, url: str, host: str | None = None) -> Future | None:
+    def _start_locked(self, feed: FeedSettings, url: str, host: str) -> Future | None:
         if self._closed or feed.name in self._in_flight or len(self._in_flight) >= self._workers:
             return None
-        host = host or host_of(url)
         if not self._hosts.try_acquire(host):
             return None
         future = self._pool.submit(self._run, feed, host)
@@ -102,30 +101,42 @@ class Dispatcher:
                 url, disabled = targets[feed.name]
                 if disabled:
                     self.next_poll[feed.name] = None
-                elif self._start_locked(feed, url) is not None:
+                elif self._start_locked(feed, url, host := host_of(url)) is not None:
                     started += 1
                 elif feed.name not in self._in_flight:
-                    self._backlog.append((feed, url, host_of(url)))
+                    self._backlog.append((feed, url, host))
         return started
 
     def poll_all(self, feeds: Sequence[FeedSettings], stop: Callable[[], bool] = lambda: False) -> list:
-        """Poll each feed once, as fast as the limits allow; block until all are done."""
+        """Poll each feed once, as fast as the limits allow; block until all are done.
+
+        Feeds wait in one queue per host, and hosts take turns: a worker that comes free
+        goes to the next host with a free slot, found in a few checks rather than by
+        walking every waiting feed of the busy hosts."""
         targets = self._targets(feeds)
-        waiting = deque(f for f in feeds if not targets[f.name][1])  # disabled feeds are skipped
+        waiting: dict[str, deque[FeedSettings]] = {}  # host -> its feeds in list order; hosts in turn order
+        for feed in feeds:
+            url, disabled = targets[feed.name]
+            if not disabled:
+                waiting.setdefault(host_of(url), deque()).append(feed)
         finished: SimpleQueue[Future] = SimpleQueue()
         running: dict[Future, str] = {}  # future -> feed name
         reports = {}
         while (waiting or running) and not stop():
-            held_up = []  # their host is busy, or a tick of the daemon is polling them
-            while waiting and self.busy() < self._workers:
-                feed = waiting.popleft()
-                future = self._start(feed, targets[feed.name][0])
-                if future is None:
-                    held_up.append(feed)
-                    continue
-                running[future] = feed.name
-                future.add_done_callback(finished.put)
-            waiting.extendleft(reversed(held_up))
+            started = True
+            while started and waiting:
+                started = False
+                for host in list(waiting):
+                    if self.busy() >= self._workers:
+                        break
+                    queue = waiting.pop(host)
+                    future = self._start(queue[0], targets[queue[0].name][0], host)
+                    if future is not None:
+                        started = True
+                        running[future] = queue.popleft().name
+                        future.add_done_callback(finished.put)
+                    if queue:
+                        waiting[host] = queue  # back of the turn order
             if not running:
                 # every waiting feed's host is held by polls started elsewhere (the daemon's ticks)
                 threading.Event().wait(0.05)

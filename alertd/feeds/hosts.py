@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 
+@lru_cache(maxsize=8192)  # feed URLs repeat every poll, and urlsplit is not cheap
 def host_of(url: str) -> str:
     return (urlsplit(url).hostname or "").lower()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections import Counter
@@ -11,7 +12,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
-from sqlalchemy import Connection, Engine, and_, bindparam, create_engine, delete, event, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, String, and_, any_, bindparam, create_engine, delete, event, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -186,7 +188,7 @@ class Store:
             if names is None:
                 rows = conn.execute(select(f).order_by(f.c.name)).mappings().all()
             else:
-                rows = [r for chunk in _in_chunks(names) for r in conn.execute(select(f).where(f.c.name.in_(chunk))).mappings()]
+                rows = conn.execute(select(f).where(_among(conn, f.c.name, names))).mappings().all()
         return {r["name"]: FeedState(**r) for r in rows}
 
     def record_quiet_polls(self, polls: Sequence[tuple[str, datetime, datetime | None]]) -> None:
@@ -205,15 +207,9 @@ class Store:
         keys = list(keys)
         if not keys:
             return set()
-        found: set[str] = set()
+        i = schema.items
         with self._reading() as conn:
-            for chunk in _in_chunks(keys):
-                found.update(
-                    conn.execute(
-                        select(schema.items.c.item_key).where(schema.items.c.feed == feed, schema.items.c.item_key.in_(chunk))
-                    ).scalars()
-                )
-        return found
+            return set(conn.execute(select(i.c.item_key).where(i.c.feed == feed, _among(conn, i.c.item_key, keys))).scalars())
 
     def record_poll(
         self, outcome: PollOutcome, now: datetime, build_payload: PayloadBuilder, stories: StoryMatcher | None = None
@@ -276,8 +272,7 @@ class Store:
         stored some), each key once, in feed order."""
         i = schema.items
         keys = list(dict.fromkeys(scored.item.key for scored, _ in outcome.items))
-        stored = {key for chunk in _in_chunks(keys)
-                  for key in conn.execute(select(i.c.item_key).where(i.c.feed == outcome.feed, i.c.item_key.in_(chunk))).scalars()}
+        stored = set(conn.execute(select(i.c.item_key).where(i.c.feed == outcome.feed, _among(conn, i.c.item_key, keys))).scalars())
         fresh: dict[str, tuple[ScoredItem, Sequence[NewAlert]]] = {}
         for scored, alerts in outcome.items:
             if scored.item.key not in stored:
@@ -320,14 +315,13 @@ class Store:
         all_bands = list({key for keys in item_bands.values() for key in keys})
         known: dict[int, tuple[int, ...]] = {}  # recent story id -> signature
         in_band: dict[str, list[int]] = {}
-        for chunk in _in_chunks(all_bands):
-            rows = conn.execute(
-                select(b.c.band, s.c.id, s.c.signature).join(s, s.c.id == b.c.story_id)
-                .where(b.c.band.in_(chunk), s.c.last_seen_at >= stories.window_start(now))
-            )
-            for band, story_id, sig in rows:
-                known[story_id] = tuple(sig)
-                in_band.setdefault(band, []).append(story_id)
+        rows = conn.execute(
+            select(b.c.band, s.c.id, s.c.signature).join(s, s.c.id == b.c.story_id)
+            .where(_among(conn, b.c.band, all_bands), s.c.last_seen_at >= stories.window_start(now))
+        ) if all_bands else ()
+        for band, story_id, sig in rows:
+            known[story_id] = tuple(sig)
+            in_band.setdefault(band, []).append(story_id)
         started: list[tuple[ScoredItem, tuple[int, ...]]] = []  # new stories, by position; referred to as -(position + 1)
         chosen: dict[str, int] = {}
         joined_existing: dict[int, int] = {}
@@ -381,14 +375,15 @@ class Store:
         s, i = schema.stories, schema.items
         links = list({canonical_url(scored.item.link) for scored in items if scored.item.link})
         found: dict[str, int] = {}
-        for chunk in _in_chunks(links):
-            rows = conn.execute(
-                select(i.c.canonical_url, i.c.story_id).join(s, s.c.id == i.c.story_id)
-                .where(i.c.canonical_url.in_(chunk), s.c.last_seen_at >= stories.window_start(now))
-                .order_by(i.c.id)
-            )
-            for link, story_id in rows:
-                found.setdefault(link, story_id)
+        if not links:
+            return found
+        rows = conn.execute(
+            select(i.c.canonical_url, i.c.story_id).join(s, s.c.id == i.c.story_id)
+            .where(_among(conn, i.c.canonical_url, links), s.c.last_seen_at >= stories.window_start(now))
+            .order_by(i.c.id)
+        )
+        for link, story_id in rows:
+            found.setdefault(link, story_id)
         return found
 
     @staticmethod
@@ -444,8 +439,8 @@ class Store:
         found: dict[str, ArticleText] = {}
         t = schema.article_texts
         with self._reading() as conn:
-            for chunk in _in_chunks(urls):
-                rows = conn.execute(select(t).where(t.c.url.in_(chunk), t.c.fetched_at >= since)).mappings()
+            if urls:
+                rows = conn.execute(select(t).where(_among(conn, t.c.url, urls), t.c.fetched_at >= since)).mappings()
                 found.update({r["url"]: ArticleText(r["url"], r["text"], r["error"]) for r in rows})
         return found
 
@@ -659,11 +654,17 @@ class Store:
         return alerts
 
 
-def _in_chunks(values: Sequence[str], size: int = 500) -> Iterator[list[str]]:
-    """``values`` in slices small enough for any database's limit on bound parameters."""
+def _among(conn: Connection, column, values: Sequence[str]):
+    """``column IN values`` with all values bound as one array parameter.
+
+    An expanding ``IN`` renders one parameter per value on every execution, which cost
+    more than the query itself for a poll's few dozen keys, and runs into the database's
+    limit on bound parameters for long lists. One array compiles once and has no limit:
+    ``= ANY(array)`` on PostgreSQL, a JSON array unpacked by ``json_each`` on SQLite."""
     values = list(values)
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(None, values, type_=ARRAY(String)))
+    return column.in_(select(func.json_each(bindparam(None, json.dumps(values))).table_valued("value").c.value))
 
 
 def _delivery(row) -> Delivery:
