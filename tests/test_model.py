@@ -91,12 +91,28 @@ class TestVerifiedLoading:
         with pytest.raises(ModelError, match="does not match its manifest"):
             load_model(model_copy)
 
-    def test_other_scikit_learn_version_is_refused(self, model_copy):
-        """A manifest from another scikit-learn version is refused with the fix in the message."""
+    def test_other_format_is_refused(self, model_copy):
+        """A manifest of another artifact format is refused with the fix in the message."""
         manifest = json.loads((model_copy / "manifest.json").read_text())
-        manifest["library_versions"]["scikit-learn"] = "0.1.0"
+        manifest["format"] = 2
         (model_copy / "manifest.json").write_text(json.dumps(manifest))
-        with pytest.raises(ModelError, match="scikit-learn 0.1.0"):
+        with pytest.raises(ModelError, match="format 2"):
+            load_model(model_copy)
+
+    def test_weights_that_do_not_fit_the_terms_are_refused(self, model_copy):
+        """A checksummed bundle whose weights and terms disagree is a clear error, not a wrong score."""
+        import joblib
+
+        from alertd.model.artifact import sha256_file
+
+        manifest = json.loads((model_copy / "manifest.json").read_text())
+        path = model_copy / manifest["file"]
+        bundle = joblib.load(path)
+        bundle["weights"]["sanctions"]["words"] = bundle["weights"]["sanctions"]["words"][:-1]
+        joblib.dump(bundle, path)
+        manifest["sha256"] = sha256_file(path)
+        (model_copy / "manifest.json").write_text(json.dumps(manifest))
+        with pytest.raises(ModelError, match="inconsistent"):
             load_model(model_copy)
 
     def test_corrupt_manifest_and_missing_file(self, model_copy, tmp_path):
@@ -172,13 +188,68 @@ class TestTraining:
         # weights may differ in their last digits and with them the bytes. The model must not.
         assert rebuilt.thresholds == shipped.thresholds
         new, old = load_model(tmp_path), load_model(MODELS)
-        assert new.word_vectorizer.vocabulary_ == old.word_vectorizer.vocabulary_
-        assert new.char_vectorizer.vocabulary_ == old.char_vectorizer.vocabulary_
+        assert new.words.terms == old.words.terms and new.chars.terms == old.chars.terms
         for label in old.labels:
-            assert np.allclose(new.classifiers[label].coef_, old.classifiers[label].coef_, atol=1e-3), label
+            assert np.allclose(new.weights[label].words, old.weights[label].words, atol=1e-3), label
+            assert np.allclose(new.weights[label].chars, old.weights[label].chars, atol=1e-3), label
             assert np.allclose(new.calibration[label], old.calibration[label], atol=1e-3), label
             for figure, value in shipped.metrics["validation"][label].items():
                 assert rebuilt.metrics["validation"][label][figure] == pytest.approx(value, abs=0.002), (label, figure)
+
+
+class TestScoringWithoutScikitLearn:
+    def test_vectors_and_log_odds_match_scikit_learn(self):
+        """The daemon's own TF-IDF vectors and log-odds equal what scikit-learn computes from
+        the same fitted numbers, in every language of the corpus, headlines included."""
+        import scipy.sparse as sp
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+
+        from alertd.model.classifier import LabelWeights
+        from alertd.model.features import char_grams, word_ngrams
+        from alertd.model.training import _space
+        from alertd.model.classifier import char_space, word_space
+
+        examples = list(read_examples(sorted(CORPUS.glob("*/batch-01.jsonl"))))
+        texts = [e.model_text for e in examples] + [model_input(e.title, "") for e in examples]
+        fitted = {}
+        for name, analyzer, make in (("words", word_ngrams, word_space), ("chars", char_grams, char_space)):
+            vectorizer = TfidfVectorizer(analyzer=analyzer, min_df=2, sublinear_tf=True, dtype=np.float32).fit(texts[: len(examples)])
+            fitted[name] = (vectorizer.transform(texts), _space(vectorizer, make))
+        for name, (matrix, space) in fitted.items():
+            for row, text in enumerate(texts):
+                columns, values = space.vector(text)
+                expected = matrix[row]
+                assert columns.tolist() == expected.indices.tolist(), (name, row)
+                np.testing.assert_allclose(values, expected.data, rtol=1e-6, err_msg=f"{name} {row}")
+        combined = sp.hstack([fitted["words"][0], fitted["chars"][0]], format="csr")
+        y = np.array([e.labels["sanctions"] for e in examples] * 2)
+        clf = LogisticRegression(C=8.0, solver="liblinear").fit(combined, y)
+        words, chars = fitted["words"][1], fitted["chars"][1]
+        weights = LabelWeights(clf.coef_[0][: len(words)], clf.coef_[0][len(words) :], float(clf.intercept_[0]))
+        ours = [weights.log_odds(words.vector(t), chars.vector(t)) for t in texts]
+        np.testing.assert_allclose(ours, clf.decision_function(combined), rtol=1e-6, atol=1e-9)
+
+    def test_char_grams_are_scikit_learns_char_wb(self):
+        """The character analyzer makes the grams scikit-learn's char_wb makes, short words and scripts included."""
+        from sklearn.feature_extraction.text import CountVectorizer
+
+        from alertd.model.features import char_grams
+
+        reference = CountVectorizer(analyzer="char_wb", ngram_range=(4, 4)).build_analyzer()
+        for text in ["North Korea ships SHELLS to Russia", "a b  cd\tefg\nİstanbul", "조선 무기 수출 制裁 违反", "Санкции ООН", ""]:
+            assert char_grams(text) == reference(text), text
+
+    def test_daemon_never_imports_scikit_learn(self):
+        """Loading the model and scoring leave scikit-learn and SciPy unimported."""
+        code = (
+            "import sys; from alertd.model import load_model; from alertd.domain import Article; import alertd.daemon; "
+            "load_model().score([Article('Iran ships drones', 'Drones were delivered.', 'en')]); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'scipy')))"
+        )
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "[]"
 
 
 class TestDeduplication:
@@ -224,9 +295,10 @@ class TestCalibration:
 
         manifest = read_manifest(MODELS)
         text = model_input("Iran ships drones to Russia", "Shahed drones were delivered across the Caspian.")
-        _, combined = shipped_model.features([text])
+        words, chars = shipped_model.vectors(text)
         probabilities = shipped_model.probabilities([text])
         for label, (a, b) in manifest.training["calibration"].items():
-            z = shipped_model.classifiers[label].decision_function(combined)
+            weights = shipped_model.weights[label]
+            z = sum(float(v) * weights.words[c] for c, v in zip(*words)) + sum(float(v) * weights.chars[c] for c, v in zip(*chars)) + weights.intercept
             np.testing.assert_allclose(probabilities[label], expit(a * z + b), rtol=1e-3)
             assert manifest.metrics["validation"][label]["brier"] < 0.1

@@ -1,28 +1,29 @@
 """The model on disk: a joblib file plus ``manifest.json``, verified before unpickling.
 
 joblib files are pickles and can run code when loaded, so the file's sha256 must match
-the manifest before ``joblib.load`` is called, and the manifest's scikit-learn version
-must match the installed one (pickles across versions load wrongly or not at all).
+the manifest before ``joblib.load`` is called. The file holds plain numbers, strings and
+NumPy arrays (format 3), not scikit-learn objects, so it loads the same whatever
+scikit-learn is installed; the manifest still records the versions that built it, and
+``alertd train`` rebuilds it byte for byte only with those.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import joblib
-import numpy
-import scipy
-import sklearn
+import numpy as np
 
 from alertd.errors import ModelError
-from alertd.model.classifier import RelevanceModel
+from alertd.model.classifier import LabelWeights, RelevanceModel, char_space, word_space
 
 MANIFEST = "manifest.json"
-FORMAT = 2  # 2: the bundle carries per-label Platt calibration
+FORMAT = 3  # 2: per-label Platt calibration; 3: plain numbers instead of scikit-learn objects
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,9 @@ class Manifest:
 
 
 def library_versions() -> dict[str, str]:
-    return {"scikit-learn": sklearn.__version__, "numpy": numpy.__version__, "scipy": scipy.__version__, "joblib": joblib.__version__}
+    """The versions that fit and wrote the model, read from package metadata (importing
+    scikit-learn just to ask would cost the daemon 65 MB)."""
+    return {name: importlib.metadata.version(name) for name in ("scikit-learn", "numpy", "scipy", "joblib")}
 
 
 def sha256_file(path: Path) -> str:
@@ -91,27 +94,32 @@ def load_model(model_dir: Path | None = None) -> RelevanceModel:
             f"model file {model_file} does not match its manifest (sha256 {actual[:12]}…, expected {manifest.sha256[:12]}…); "
             "it was changed or corrupted: restore it or retrain with 'alertd train'. Refusing to load it."
         )
-    wanted = manifest.library_versions.get("scikit-learn")
-    if wanted != sklearn.__version__:
-        raise ModelError(
-            f"model {manifest.model_id} was built with scikit-learn {wanted}, but {sklearn.__version__} is installed; "
-            f"install scikit-learn=={wanted} or retrain with 'alertd train'"
-        )
     try:
-        bundle = joblib.load(model_file)
-        model = RelevanceModel(
-            word_vectorizer=bundle["word_vectorizer"],
-            char_vectorizer=bundle["char_vectorizer"],
-            classifiers=bundle["classifiers"],
-            thresholds=dict(manifest.thresholds),
-            calibration=bundle["calibration"],
-            model_id=manifest.model_id,
-        )
+        model = _from_bundle(joblib.load(model_file), manifest)
+    except ModelError:
+        raise
     except Exception as exc:  # a verified file that still fails to unpickle is a broken build
         raise ModelError(f"model file {model_file} passed its checksum but cannot be loaded: {type(exc).__name__}: {exc}")
     if list(model.labels) != manifest.labels:
         raise ModelError(f"model file has labels {list(model.labels)}, manifest says {manifest.labels}")
     return model
+
+
+def _from_bundle(bundle: dict[str, Any], manifest: Manifest) -> RelevanceModel:
+    words = word_space(bundle["word_terms"].split("\n"), bundle["word_idf"])
+    chars = char_space(bundle["char_terms"].split("\n"), bundle["char_idf"])
+    weights = {
+        label: LabelWeights(np.asarray(w["words"], dtype=np.float64), np.asarray(w["chars"], dtype=np.float64), float(w["intercept"]))
+        for label, w in bundle["weights"].items()
+    }
+    for label, w in weights.items():
+        if (len(w.words), len(w.chars)) != (len(words), len(chars)) or len(words.idf) != len(words) or len(chars.idf) != len(chars):
+            raise ModelError(f"model {manifest.model_id} is inconsistent: {label} has {len(w.words)}+{len(w.chars)} weights "
+                             f"for {len(words)}+{len(chars)} terms; retrain with 'alertd train'")
+    return RelevanceModel(
+        words, chars, weights, thresholds=dict(manifest.thresholds),
+        calibration={label: (float(a), float(b)) for label, (a, b) in bundle["calibration"].items()}, model_id=manifest.model_id,
+    )
 
 
 def save_model(model: RelevanceModel, model_dir: Path, manifest_fields: dict[str, Any]) -> Manifest:
@@ -120,10 +128,15 @@ def save_model(model: RelevanceModel, model_dir: Path, manifest_fields: dict[str
     model_dir.mkdir(parents=True, exist_ok=True)
     file_name = "alertd-model.joblib"
     path = model_dir / file_name
-    bundle = {
-        "word_vectorizer": model.word_vectorizer,
-        "char_vectorizer": model.char_vectorizer,
-        "classifiers": model.classifiers,
+    for space in (model.words, model.chars):
+        if any("\n" in term for term in space.terms):
+            raise ValueError("a term contains a line break; terms are stored one per line")
+    bundle = {  # terms as one string each: one object to unpickle instead of 100,000
+        "word_terms": "\n".join(model.words.terms),
+        "word_idf": model.words.idf,
+        "char_terms": "\n".join(model.chars.terms),
+        "char_idf": model.chars.idf,
+        "weights": {label: {"words": w.words, "chars": w.chars, "intercept": w.intercept} for label, w in model.weights.items()},
         "calibration": model.calibration,
     }
     joblib.dump(bundle, path, compress=3)

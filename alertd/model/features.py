@@ -27,3 +27,17 @@ def word_ngrams(text: str) -> list[str]:
     """Unigrams and bigrams of ``word_tokens``; the analyzer of the word vectorizer."""
     tokens = word_tokens(text)
     return tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:])]
+
+
+def char_grams(text: str, n: int = 4) -> list[str]:
+    """Character n-grams inside words, in lower case, each word padded with a space either
+    side; a padded word of at most ``n`` characters is one gram. This is what scikit-learn's
+    ``char_wb`` analyzer makes, which fits the character space; scoring uses this one."""
+    grams: list[str] = []
+    for word in text.lower().split():
+        padded = f" {word} "
+        if len(padded) <= n:
+            grams.append(padded)
+        else:
+            grams.extend(padded[i : i + n] for i in range(len(padded) - n + 1))
+    return grams

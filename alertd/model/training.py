@@ -13,9 +13,9 @@ from sklearn.metrics import average_precision_score, brier_score_loss, precision
 
 from alertd.domain import LABELS
 from alertd.model.artifact import Manifest, save_model
-from alertd.model.classifier import RelevanceModel
+from alertd.model.classifier import LabelWeights, RelevanceModel, TermSpace, char_space, word_space
 from alertd.model.corpus import CorpusError, Example, corpus_sha256, deduplicate
-from alertd.model.features import word_ngrams
+from alertd.model.features import char_grams, word_ngrams
 
 Progress = Callable[[str], None]
 MAX_FEATURES = 150_000  # of each kind; a bound, not reached by the shipped corpus (about 56,000 and 51,000)
@@ -28,15 +28,14 @@ def fit(examples: Sequence[Example], progress: Progress = lambda _: None) -> Rel
     texts = [e.model_text for e in examples]
     progress(f"vectorising {len(texts)} examples")
     word_vectorizer = TfidfVectorizer(analyzer=word_ngrams, min_df=2, sublinear_tf=True, max_features=MAX_FEATURES, dtype=np.float32)
-    char_vectorizer = TfidfVectorizer(
-        analyzer="char_wb", ngram_range=(4, 4), min_df=2, sublinear_tf=True, max_features=MAX_FEATURES, dtype=np.float32
-    )
+    char_vectorizer = TfidfVectorizer(analyzer=char_grams, min_df=2, sublinear_tf=True, max_features=MAX_FEATURES, dtype=np.float32)
     word_vectorizer.fit(texts)
     char_vectorizer.fit(texts)
     examples = with_headlines(examples)
     texts = [e.model_text for e in examples]
     combined = sp.hstack([word_vectorizer.transform(texts), char_vectorizer.transform(texts)], format="csr")
-    classifiers = {}
+    words = _space(word_vectorizer, word_space)
+    weights = {}
     for label in LABELS:
         y = np.array([e.labels[label] for e in examples])
         if y.min() == y.max():
@@ -44,8 +43,14 @@ def fit(examples: Sequence[Example], progress: Progress = lambda _: None) -> Rel
         progress(f"fitting {label}")
         clf = LogisticRegression(C=8.0, class_weight="balanced", solver="liblinear", max_iter=1000, random_state=0)
         clf.fit(combined, y)
-        classifiers[label] = clf
-    return RelevanceModel(word_vectorizer, char_vectorizer, classifiers, thresholds={l: 0.5 for l in LABELS})
+        coef = clf.coef_[0].astype(np.float64)
+        weights[label] = LabelWeights(coef[: len(words)].copy(), coef[len(words) :].copy(), float(clf.intercept_[0]))
+    return RelevanceModel(words, _space(char_vectorizer, char_space), weights, thresholds={l: 0.5 for l in LABELS})
+
+
+def _space(vectorizer: TfidfVectorizer, make: Callable[[list[str], np.ndarray], TermSpace]) -> TermSpace:
+    """The fitted numbers of a vectorizer, for scoring without scikit-learn."""
+    return make(vectorizer.get_feature_names_out().tolist(), vectorizer.idf_)
 
 
 # With calibrated probabilities, alerting when an article is more likely relevant than not
@@ -82,8 +87,7 @@ def train(examples: Sequence[Example], out_dir: Path, sources: list[str], progre
     progress(f"{len(examples)} examples after removing {dropped} near-duplicates: {len(train_set)} train, "
              f"{len(validation_articles)} validation")
     model = fit(train_set, progress)
-    _, held_out = model.features([e.model_text for e in validation])
-    log_odds = model.decision_values(held_out)
+    log_odds = model.decision_values([e.model_text for e in validation])
     metrics: dict[str, dict[str, float]] = {}
     for label in LABELS:
         y = np.array([e.labels[label] for e in validation])
