@@ -126,6 +126,9 @@ class Pipeline:
         self.metrics = metrics
         self._lock = threading.Lock()
         self._known_states: dict[str, tuple[FeedState | None, int]] = {}  # feed -> (state, polls done when read)
+        # feed -> keys of its entries when this process last stored a poll of it: all of them
+        # were stored then, so an entry key among them needs no database read to be skipped
+        self._stored_last_poll: dict[str, frozenset[str]] = {}
         self._polls_done: dict[str, int] = {}
         self._quiet = QuietPolls(store, clock)
         # Parsing, scoring and writing are CPU work, and Python runs one thread at a time:
@@ -169,6 +172,18 @@ class Pipeline:
                 return known[0]
         return self._store.feed_state(feed)
 
+    def _already_stored(self, feed: str, keys: list[str]) -> set[str]:
+        """Which of a feed's entry keys are stored. After this process stored a poll of the
+        feed, keys from that poll are known to be, and the others are taken as new without
+        reading the database: most changed feeds repeat all but a few entries, and the read
+        cost as much as parsing them. (The write checks again, so an entry stored meanwhile
+        by another process is still stored once; it only costs its parse.)"""
+        with self._lock:
+            last = self._stored_last_poll.get(feed)
+        if last is None:
+            return self._store.known_item_keys(feed, keys)
+        return {key for key in keys if key in last}
+
     def flush(self) -> None:
         """Write the buffered not-modified polls (see QuietPolls)."""
         self._quiet.flush()
@@ -198,7 +213,7 @@ class Pipeline:
         if not error and not result.not_modified:
             with self._crunching:
                 parsed = parse_feed(result.body or b"", result.content_type, feed.language,
-                                    known=lambda keys: self._store.known_item_keys(feed.name, keys))
+                                    known=lambda keys: self._already_stored(feed.name, keys))
             if parsed.encoding_repaired:
                 bound.info("feed_encoding_repaired", encoding=parsed.encoding, declared_content_type=result.content_type)
             if parsed.problem and not parsed.items:
@@ -258,6 +273,11 @@ class Pipeline:
                 fingerprints=fingerprints, article_texts=pages.to_cache, **common,
             )
             recorded = self._store.record_poll(outcome, now, self._payload(feed), self._stories)
+            with self._lock:
+                if parsed.screened:
+                    self._stored_last_poll[feed.name] = frozenset(parsed.entry_keys)
+                else:
+                    self._stored_last_poll.pop(feed.name, None)
         alert_count = len(recorded.delivery_ids) - len(notices)
         if self.metrics:
             for _, alerts in to_store:

@@ -34,6 +34,7 @@ _rng = np.random.default_rng(20260101)  # fixed: signatures must be comparable a
 # family; uint64 arithmetic wraps mod 2^64 by itself.
 _A = _rng.integers(0, 1 << 63, NUM_PERM, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
 _B = _rng.integers(0, 1 << 63, NUM_PERM, dtype=np.uint64)
+_POLY = np.uint64(0x9E3779B97F4A7C15)  # odd, so multiplying by it is a bijection mod 2^64
 _WORDS = re.compile(r"[^\w]+", re.UNICODE)
 
 Signature = tuple[int, ...]
@@ -52,17 +53,37 @@ def shingles(title: str, text: str) -> set[str]:
     return {folded[i : i + SHINGLE_CHARS] for i in range(len(folded) - SHINGLE_CHARS + 1)}
 
 
+def shingle_hashes(title: str, text: str) -> np.ndarray:
+    """A 64-bit hash of each shingle, for all positions at once (a repeated shingle repeats
+    its hash, which leaves the minima unchanged): a polynomial in an odd 64-bit constant
+    over the shingle's code points, then the SplitMix64 finaliser so that shingles one
+    character apart get unrelated hashes. Python-level hashing of each shingle cost more
+    than the rest of the signature."""
+    folded = shingle_text(title, text)
+    if not folded:
+        return np.empty(0, np.uint64)
+    points = np.frombuffer(folded.encode("utf-32-le"), dtype="<u4").astype(np.uint64)
+    width = min(SHINGLE_CHARS, len(points))
+    with np.errstate(over="ignore"):
+        hashes = np.zeros(len(points) - width + 1, np.uint64)
+        for k in range(width):
+            hashes = hashes * _POLY + points[k : k + len(hashes)]
+        hashes ^= hashes >> np.uint64(30)
+        hashes *= np.uint64(0xBF58476D1CE4E5B9)
+        hashes ^= hashes >> np.uint64(27)
+        hashes *= np.uint64(0x94D049BB133111EB)
+        hashes ^= hashes >> np.uint64(31)
+    return hashes
+
+
 def signature(title: str, text: str) -> Signature:
     """64 MinHash values (32-bit) of the article's shingles."""
-    found = shingles(title, text)
-    if not found:
+    hashes = shingle_hashes(title, text)
+    if not len(hashes):
         return tuple([0xFFFFFFFF] * NUM_PERM)
-    blake2b = hashlib.blake2b
-    digests = b"".join([blake2b(s.encode(), digest_size=8).digest() for s in found])
-    hashes = np.frombuffer(digests, dtype="<u8").astype(np.uint64)  # each digest read little-endian
     with np.errstate(over="ignore"):
         permuted = (hashes[:, None] * _A[None, :] + _B[None, :]) >> np.uint64(32)
-    return tuple(int(v) for v in permuted.min(axis=0))
+    return tuple(permuted.min(axis=0).tolist())
 
 
 def bands(sig: Signature) -> list[str]:

@@ -316,3 +316,39 @@ class TestConcurrentPolls:
             t.join(30)
         assert sorted(r.new_items for r in reports) == [1] * 8
         assert watched.most == 1
+
+
+class TestStoredKeysOfTheLastPoll:
+    def test_repoll_reads_no_keys_and_stores_each_entry_once(self, http_server, world):
+        """After a poll this process stored, the next poll of the feed cuts the entries it
+        stored without asking the database; a new entry is stored; an entry that another
+        writer stored meanwhile (here: a second pipeline on the same database) is taken for
+        new, parsed, and still stored only once."""
+        feed_items = [(f"story-{n}", f"Budget vote {n}", f"http://127.0.0.1:9/{n}", "Parliament met.") for n in range(4)]
+        http_server.routes["/f.xml"] = Reply(200, rss(*feed_items))
+        cfg = settings(http_server, [{"name": "f", "url": http_server.url("/f.xml")}])
+        pipeline, store, clock = world(cfg)
+        other, _, _ = world(cfg)
+        reads = []
+        original = store.known_item_keys
+
+        def counted(feed, keys):
+            reads.append(list(keys))
+            return original(feed, keys)
+
+        store.known_item_keys = counted
+        assert pipeline.poll(cfg.feeds[0]).new_items == 4
+        assert len(reads) == 1  # a first poll asks the database
+        added = ("story-4", "Harbour reopens", "http://127.0.0.1:9/4", "Ships returned.")
+        http_server.routes["/f.xml"] = Reply(200, rss(added, *feed_items))
+        clock.advance(900)
+        assert other.poll(cfg.feeds[0]).new_items == 1  # the other writer stores story-4 first
+        clock.advance(900)
+        again = pipeline.poll(cfg.feeds[0])
+        assert len(reads) == 1 and again.error is None and again.new_items == 0
+        http_server.routes["/f.xml"] = Reply(200, rss(("story-5", "Port strike ends", "http://127.0.0.1:9/5", "Work resumed."), added, *feed_items))
+        clock.advance(900)
+        assert pipeline.poll(cfg.feeds[0]).new_items == 1 and len(reads) == 1
+        with store.engine.begin() as conn:
+            keys = [k for (k,) in conn.exec_driver_sql("SELECT item_key FROM items WHERE feed = 'f' ORDER BY item_key")]
+        assert keys == [f"guid:story-{n}" for n in range(6)]

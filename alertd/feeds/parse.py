@@ -39,6 +39,7 @@ class ParsedFeed:
     encoding_repaired: bool = False  # the declared encoding was absent or wrong and was detected instead
     entries: int = 0  # entries in the feed, including those skipped as already held
     screened: bool = False  # every item was checked against the known keys: none of them is held
+    entry_keys: tuple[str, ...] = ()  # when screened: the keys of all the feed's entries, held ones included
 
 
 def canonical_url(url: str) -> str:
@@ -56,9 +57,9 @@ def parse_feed(body: bytes, content_type: str = "", lang_hint: str | None = None
     """Items of the feed in ``body``; with ``known``, only those whose key it does not return."""
     decoded = repair_encoding(body, content_type)
     headers = {"content-type": decoded.content_type} if decoded.content_type else {}
-    to_parse, screened, skipped = decoded.body, False, 0
+    to_parse, screened, skipped, keys = decoded.body, False, 0, ()
     if known is not None:
-        to_parse, screened, skipped = _without_known_entries(decoded.body, known)
+        to_parse, screened, skipped, keys = _without_known_entries(decoded.body, known)
     parsed = feedparser.parse(to_parse, response_headers=headers, sanitize_html=False, resolve_relative_uris=False)
     problem = None
     if parsed.get("bozo") and not isinstance(parsed.get("bozo_exception"), _ENCODING_NOTICES):
@@ -72,7 +73,7 @@ def parse_feed(body: bytes, content_type: str = "", lang_hint: str | None = None
     items = [_item(entry, feed_lang or lang_hint) for entry in parsed.entries]
     return ParsedFeed(
         [i for i in items if i is not None], html_to_text(parsed.feed.get("title", "")), problem,
-        _ttl(parsed.feed.get("ttl")), decoded.encoding, decoded.repaired, len(parsed.entries) + skipped, screened,
+        _ttl(parsed.feed.get("ttl")), decoded.encoding, decoded.repaired, len(parsed.entries) + skipped, screened, keys,
     )
 
 
@@ -80,22 +81,22 @@ _ATOM = "{http://www.w3.org/2005/Atom}"
 _SAFE_XML = etree.XMLParser(resolve_entities=False, load_dtd=False, no_network=True, huge_tree=False, remove_comments=True)
 
 
-def _without_known_entries(body: bytes, known: KnownKeys) -> tuple[bytes, bool, int]:
+def _without_known_entries(body: bytes, known: KnownKeys) -> tuple[bytes, bool, int, tuple[str, ...]]:
     """``body`` minus the entries ``known`` already holds: (bytes, whether every entry was
-    checked, entries cut)."""
+    checked, entries cut, every entry's key when checked)."""
     try:
         root = etree.fromstring(body, _SAFE_XML)
     except (etree.XMLSyntaxError, ValueError):
-        return body, False, 0
+        return body, False, 0, ()
     if root.tag == "rss":
         entries = root.findall("channel/item")
     elif root.tag == _ATOM + "feed":
         entries = root.findall(_ATOM + "entry")
     else:
-        return body, False, 0  # RSS 1.0 and other dialects: feedparser alone
+        return body, False, 0, ()  # RSS 1.0 and other dialects: feedparser alone
     keys = [_entry_key(e) for e in entries]
     if not entries or None in keys:
-        return body, False, 0
+        return body, False, 0, ()
     held = known(keys)
     cut = 0
     for entry, key in zip(entries, keys):
@@ -103,8 +104,8 @@ def _without_known_entries(body: bytes, known: KnownKeys) -> tuple[bytes, bool, 
             entry.getparent().remove(entry)
             cut += 1
     if not cut:
-        return body, True, 0
-    return etree.tostring(root, xml_declaration=True, encoding="utf-8"), True, cut
+        return body, True, 0, tuple(keys)
+    return etree.tostring(root, xml_declaration=True, encoding="utf-8"), True, cut, tuple(keys)
 
 
 def _entry_key(entry) -> str | None:

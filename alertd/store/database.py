@@ -8,6 +8,7 @@ import uuid
 from collections import Counter
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
@@ -188,7 +189,7 @@ class Store:
             if names is None:
                 rows = conn.execute(select(f).order_by(f.c.name)).mappings().all()
             else:
-                rows = conn.execute(select(f).where(_among(conn, f.c.name, names))).mappings().all()
+                rows = conn.execute(select(f).where(_among(conn.dialect.name, f.c.name, "names")), {"names": _array(conn.dialect.name, names)}).mappings().all()
         return {r["name"]: FeedState(**r) for r in rows}
 
     def record_quiet_polls(self, polls: Sequence[tuple[str, datetime, datetime | None]]) -> None:
@@ -209,7 +210,7 @@ class Store:
             return set()
         i = schema.items
         with self._reading() as conn:
-            return set(conn.execute(select(i.c.item_key).where(i.c.feed == feed, _among(conn, i.c.item_key, keys))).scalars())
+            return set(conn.execute(_statements(conn.dialect.name).stored_keys, {"feed": feed, "keys": _array(conn.dialect.name, keys)}).scalars())
 
     def record_poll(
         self, outcome: PollOutcome, now: datetime, build_payload: PayloadBuilder, stories: StoryMatcher | None = None
@@ -270,9 +271,8 @@ class Store:
     def _not_stored(conn, outcome: PollOutcome) -> list[tuple[ScoredItem, Sequence[NewAlert]]]:
         """The poll's items not yet stored (a concurrent poll or a restart mid-cycle may have
         stored some), each key once, in feed order."""
-        i = schema.items
         keys = list(dict.fromkeys(scored.item.key for scored, _ in outcome.items))
-        stored = set(conn.execute(select(i.c.item_key).where(i.c.feed == outcome.feed, _among(conn, i.c.item_key, keys))).scalars())
+        stored = set(conn.execute(_statements(conn.dialect.name).stored_keys, {"feed": outcome.feed, "keys": _array(conn.dialect.name, keys)}).scalars())
         fresh: dict[str, tuple[ScoredItem, Sequence[NewAlert]]] = {}
         for scored, alerts in outcome.items:
             if scored.item.key not in stored:
@@ -295,7 +295,7 @@ class Store:
             )
             for scored, _ in fresh
         ]
-        return list(conn.execute(insert(i).returning(i.c.id, sort_by_parameter_order=True), rows).scalars())
+        return list(conn.execute(_statements(conn.dialect.name).insert_items, rows).scalars())
 
     @classmethod
     def _assign_stories(cls, conn, fresh: Sequence[tuple[ScoredItem, Sequence[NewAlert]]], outcome: PollOutcome,
@@ -316,8 +316,7 @@ class Store:
         known: dict[int, tuple[int, ...]] = {}  # recent story id -> signature
         in_band: dict[str, list[int]] = {}
         rows = conn.execute(
-            select(b.c.band, s.c.id, s.c.signature).join(s, s.c.id == b.c.story_id)
-            .where(_among(conn, b.c.band, all_bands), s.c.last_seen_at >= stories.window_start(now))
+            _statements(conn.dialect.name).band_stories, {"bands": _array(conn.dialect.name, all_bands), "since": stories.window_start(now)}
         ) if all_bands else ()
         for band, story_id, sig in rows:
             known[story_id] = tuple(sig)
@@ -372,15 +371,12 @@ class Store:
     @staticmethod
     def _stories_by_link(conn, items: Sequence[ScoredItem], stories: StoryMatcher, now: datetime) -> dict[str, int]:
         """Canonical link → the story of the earliest recent item under it, for these items."""
-        s, i = schema.stories, schema.items
         links = list({canonical_url(scored.item.link) for scored in items if scored.item.link})
         found: dict[str, int] = {}
         if not links:
             return found
         rows = conn.execute(
-            select(i.c.canonical_url, i.c.story_id).join(s, s.c.id == i.c.story_id)
-            .where(_among(conn, i.c.canonical_url, links), s.c.last_seen_at >= stories.window_start(now))
-            .order_by(i.c.id)
+            _statements(conn.dialect.name).link_stories, {"links": _array(conn.dialect.name, links), "since": stories.window_start(now)}
         )
         for link, story_id in rows:
             found.setdefault(link, story_id)
@@ -417,7 +413,7 @@ class Store:
             values["unhealthy_since"] = None
         if new_items:
             values["last_new_items"] = new_items
-        existing = conn.execute(select(schema.feeds.c.healthy).where(schema.feeds.c.name == outcome.feed)).first()
+        existing = conn.execute(_statements(conn.dialect.name).feed_health, {"feed": outcome.feed}).first()
         if existing:
             if failed:
                 values["consecutive_failures"] = schema.feeds.c.consecutive_failures + 1
@@ -440,7 +436,8 @@ class Store:
         t = schema.article_texts
         with self._reading() as conn:
             if urls:
-                rows = conn.execute(select(t).where(_among(conn, t.c.url, urls), t.c.fetched_at >= since)).mappings()
+                rows = conn.execute(select(t).where(_among(conn.dialect.name, t.c.url, "urls"), t.c.fetched_at >= since),
+                                    {"urls": _array(conn.dialect.name, urls)}).mappings()
                 found.update({r["url"]: ArticleText(r["url"], r["text"], r["error"]) for r in rows})
         return found
 
@@ -654,17 +651,48 @@ class Store:
         return alerts
 
 
-def _among(conn: Connection, column, values: Sequence[str]):
-    """``column IN values`` with all values bound as one array parameter.
+def _among(dialect: str, column, name: str):
+    """``column IN :name``, where ``:name`` binds all the values as one array (see ``_array``).
 
     An expanding ``IN`` renders one parameter per value on every execution, which cost
     more than the query itself for a poll's few dozen keys, and runs into the database's
     limit on bound parameters for long lists. One array compiles once and has no limit:
     ``= ANY(array)`` on PostgreSQL, a JSON array unpacked by ``json_each`` on SQLite."""
-    values = list(values)
-    if conn.dialect.name == "postgresql":
-        return column == any_(bindparam(None, values, type_=ARRAY(String)))
-    return column.in_(select(func.json_each(bindparam(None, json.dumps(values))).table_valued("value").c.value))
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(String)))
+    return column.in_(select(func.json_each(bindparam(name, type_=String)).table_valued("value").c.value))
+
+
+def _array(dialect: str, values: Iterable[str]) -> Any:
+    return list(values) if dialect == "postgresql" else json.dumps(list(values))
+
+
+@dataclass(frozen=True)
+class _Statements:
+    """The statements of a poll's write path, built once per dialect: executing the same
+    statement object lets SQLAlchemy skip rebuilding the expression and its cache key,
+    which cost as much as the query for a poll of five items."""
+
+    stored_keys: Any
+    band_stories: Any
+    link_stories: Any
+    feed_health: Any
+    insert_items: Any
+
+
+@lru_cache(maxsize=None)
+def _statements(dialect: str) -> _Statements:
+    i, s, b, f = schema.items, schema.stories, schema.story_bands, schema.feeds
+    since = bindparam("since", type_=s.c.last_seen_at.type)
+    return _Statements(
+        stored_keys=select(i.c.item_key).where(i.c.feed == bindparam("feed"), _among(dialect, i.c.item_key, "keys")),
+        band_stories=select(b.c.band, s.c.id, s.c.signature).join(s, s.c.id == b.c.story_id)
+        .where(_among(dialect, b.c.band, "bands"), s.c.last_seen_at >= since),
+        link_stories=select(i.c.canonical_url, i.c.story_id).join(s, s.c.id == i.c.story_id)
+        .where(_among(dialect, i.c.canonical_url, "links"), s.c.last_seen_at >= since).order_by(i.c.id),
+        feed_health=select(f.c.healthy).where(f.c.name == bindparam("feed")),
+        insert_items=insert(i).returning(i.c.id, sort_by_parameter_order=True),
+    )
 
 
 def _delivery(row) -> Delivery:
