@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import calendar
 import hashlib
+from functools import lru_cache
 from dataclasses import dataclass
 from typing import Callable
 from datetime import datetime, timezone
@@ -42,6 +43,7 @@ class ParsedFeed:
     entry_keys: tuple[str, ...] = ()  # when screened: the keys of all the feed's entries, held ones included
 
 
+@lru_cache(maxsize=4096)  # a new item's link is made canonical several times on its way to the store
 def canonical_url(url: str) -> str:
     """Drop fragments and tracking parameters so the same story has one identity."""
     parts = urlsplit(url.strip())
@@ -137,6 +139,11 @@ def identity(guid: str, link: str) -> str | None:
 def _positional(guid: str) -> bool:
     return len(guid) < 3 or (guid.isdigit() and len(guid) <= 4)
 
+
+# feedparser asks xml.sax for the libxml2 driver first, on every parse. It is not installed,
+# and a failed import is not remembered, so each parse searched the import path again
+# (about a tenth of parsing a changed feed's few new entries); expat is what it falls back to.
+feedparser.api.PREFERRED_XML_PARSERS = []
 
 # feedparser flags a declared-vs-actual encoding mismatch as "bozo"; the feed is fine.
 _ENCODING_NOTICES = (feedparser.CharacterEncodingOverride,)

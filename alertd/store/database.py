@@ -349,17 +349,15 @@ class Store:
         if started:
             members = Counter(chosen.values())
             new_ids = list(conn.execute(
-                insert(s).returning(s.c.id, sort_by_parameter_order=True),
+                _statements(conn.dialect.name).insert_stories,
                 [dict(title=scored.item.title[:1000], signature=list(fp), first_seen_at=now, last_seen_at=now,
                       items_count=members[-(n + 1)]) for n, (scored, fp) in enumerate(started)],
             ).scalars())
-            conn.execute(insert(b), [{"band": key, "story_id": story_id} for (scored, _), story_id in zip(started, new_ids)
+            conn.execute(_statements(conn.dialect.name).insert_bands, [{"band": key, "story_id": story_id} for (scored, _), story_id in zip(started, new_ids)
                                      for key in dict.fromkeys(item_bands[scored.item.key])])
         if joined_existing:
-            conn.execute(
-                update(s).where(s.c.id == bindparam("b_id")).values(last_seen_at=now, items_count=s.c.items_count + bindparam("b_n")),
-                [{"b_id": story_id, "b_n": n} for story_id, n in joined_existing.items()],
-            )
+            conn.execute(_statements(conn.dialect.name).join_stories,
+                         [{"b_id": story_id, "b_n": n, "b_now": now} for story_id, n in joined_existing.items()])
         return {key: story if story > 0 else new_ids[-story - 1] for key, story in chosen.items()}, joined
 
     @staticmethod
@@ -415,13 +413,16 @@ class Store:
             values["last_new_items"] = new_items
         existing = conn.execute(_statements(conn.dialect.name).feed_health, {"feed": outcome.feed}).first()
         if existing:
-            if failed:
-                values["consecutive_failures"] = schema.feeds.c.consecutive_failures + 1
             if not outcome.healthy and existing.healthy:
                 values["unhealthy_since"] = now
+            increments = {}
+            if failed:
+                increments["consecutive_failures"] = 1
+                values.pop("consecutive_failures", None)
             if new_items:
-                values["items_total"] = schema.feeds.c.items_total + new_items
-            conn.execute(update(schema.feeds).where(schema.feeds.c.name == outcome.feed).values(**values))
+                increments["items_total"] = new_items
+            conn.execute(_feed_update(tuple(values), tuple(increments)),
+                         {"v_name": outcome.feed, **{f"v_{k}": v for k, v in {**values, **increments}.items()}})
         else:
             values.setdefault("consecutive_failures", 1 if failed else 0)
             values.setdefault("last_new_items", 0)
@@ -678,6 +679,9 @@ class _Statements:
     link_stories: Any
     feed_health: Any
     insert_items: Any
+    insert_stories: Any
+    insert_bands: Any
+    join_stories: Any
 
 
 @lru_cache(maxsize=None)
@@ -692,7 +696,21 @@ def _statements(dialect: str) -> _Statements:
         .where(_among(dialect, i.c.canonical_url, "links"), s.c.last_seen_at >= since).order_by(i.c.id),
         feed_health=select(f.c.healthy).where(f.c.name == bindparam("feed")),
         insert_items=insert(i).returning(i.c.id, sort_by_parameter_order=True),
+        insert_stories=insert(s).returning(s.c.id, sort_by_parameter_order=True),
+        insert_bands=insert(b),
+        join_stories=update(s).where(s.c.id == bindparam("b_id"))
+        .values(last_seen_at=bindparam("b_now", type_=s.c.last_seen_at.type), items_count=s.c.items_count + bindparam("b_n")),
     )
+
+
+@lru_cache(maxsize=64)
+def _feed_update(columns: tuple[str, ...], increments: tuple[str, ...]):
+    """UPDATE of a feed's row setting ``columns`` to ``:v_<column>`` and adding ``:v_<column>``
+    to ``increments``; a handful of shapes occur, each built once (see _Statements)."""
+    f = schema.feeds
+    values = {c: bindparam(f"v_{c}", type_=f.c[c].type) for c in columns}
+    values.update({c: f.c[c] + bindparam(f"v_{c}", type_=f.c[c].type) for c in increments})
+    return update(f).where(f.c.name == bindparam("v_name")).values(values)
 
 
 def _delivery(row) -> Delivery:
