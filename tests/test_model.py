@@ -230,6 +230,20 @@ class TestScoringWithoutScikitLearn:
         ours = [weights.log_odds(words.vector(t), chars.vector(t)) for t in texts]
         np.testing.assert_allclose(ours, clf.decision_function(combined), rtol=1e-6, atol=1e-9)
 
+    def test_score_and_batch_probabilities_agree(self, shipped_model):
+        """score() (one article at a time, with explanations) gives the probabilities the batch path gives."""
+        articles = [
+            Article("Iran ships drones to Russia", "Shahed drones were delivered across the Caspian.", "en"),
+            Article("Harga cabai naik", "Harga cabai di pasar naik menjelang Lebaran.", "id"),
+            Article("", "", None),
+        ]
+        scored = shipped_model.score(articles)
+        batch = shipped_model.probabilities([model_input(a.title, a.text) for a in articles])
+        for row, scores in enumerate(scored):
+            for label, p in scores.probabilities.items():
+                assert p == pytest.approx(float(batch[label][row]), abs=1e-12)
+                assert scores.labels[label] == (p >= shipped_model.thresholds[label])
+
     def test_char_grams_are_scikit_learns_char_wb(self):
         """The character analyzer makes the grams scikit-learn's char_wb makes, short words and scripts included."""
         from sklearn.feature_extraction.text import CountVectorizer
