@@ -45,13 +45,6 @@ def shingle_text(title: str, text: str) -> str:
     return " ".join(_WORDS.sub(" ", unicodedata.normalize("NFKC", joined).lower()).split())
 
 
-def shingles(title: str, text: str) -> set[str]:
-    folded = shingle_text(title, text)
-    if len(folded) <= SHINGLE_CHARS:
-        return {folded} if folded else set()
-    return {folded[i : i + SHINGLE_CHARS] for i in range(len(folded) - SHINGLE_CHARS + 1)}
-
-
 def shingle_hashes(title: str, text: str) -> np.ndarray:
     """A 64-bit hash of each shingle, for all positions at once (a repeated shingle repeats
     its hash, which leaves the minima unchanged): a polynomial in an odd 64-bit constant

@@ -208,9 +208,8 @@ class Store:
         keys = list(keys)
         if not keys:
             return set()
-        i = schema.items
         with self._reading() as conn:
-            return set(conn.execute(_statements(conn.dialect.name).stored_keys, {"feed": feed, "keys": _array(conn.dialect.name, keys)}).scalars())
+            return _stored_keys(conn, feed, keys)
 
     def record_poll(
         self, outcome: PollOutcome, now: datetime, build_payload: PayloadBuilder, stories: StoryMatcher | None = None
@@ -272,7 +271,7 @@ class Store:
         """The poll's items not yet stored (a concurrent poll or a restart mid-cycle may have
         stored some), each key once, in feed order."""
         keys = list(dict.fromkeys(scored.item.key for scored, _ in outcome.items))
-        stored = set(conn.execute(_statements(conn.dialect.name).stored_keys, {"feed": outcome.feed, "keys": _array(conn.dialect.name, keys)}).scalars())
+        stored = _stored_keys(conn, outcome.feed, keys)
         fresh: dict[str, tuple[ScoredItem, Sequence[NewAlert]]] = {}
         for scored, alerts in outcome.items:
             if scored.item.key not in stored:
@@ -418,7 +417,6 @@ class Store:
             increments = {}
             if failed:
                 increments["consecutive_failures"] = 1
-                values.pop("consecutive_failures", None)
             if new_items:
                 increments["items_total"] = new_items
             conn.execute(_feed_update(tuple(values), tuple(increments)),
@@ -666,6 +664,11 @@ def _among(dialect: str, column, name: str):
 
 def _array(dialect: str, values: Iterable[str]) -> Any:
     return list(values) if dialect == "postgresql" else json.dumps(list(values))
+
+
+def _stored_keys(conn: Connection, feed: str, keys: Sequence[str]) -> set[str]:
+    """Which of these item keys the feed already has stored."""
+    return set(conn.execute(_statements(conn.dialect.name).stored_keys, {"feed": feed, "keys": _array(conn.dialect.name, keys)}).scalars())
 
 
 @dataclass(frozen=True)
