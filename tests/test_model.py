@@ -201,13 +201,11 @@ class TestScoringWithoutScikitLearn:
     def test_vectors_and_log_odds_match_scikit_learn(self):
         """The daemon's own TF-IDF vectors and log-odds equal what scikit-learn computes from
         the same fitted numbers, in every language of the corpus, headlines included."""
-        import scipy.sparse as sp
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
 
-        from alertd.model.classifier import LabelWeights
         from alertd.model.features import char_grams, word_ngrams
-        from alertd.model.training import _space
+        from alertd.model.training import _space, feature_matrix, label_weights
         from alertd.model.classifier import char_space, word_space
 
         examples = list(read_examples(sorted(CORPUS.glob("*/batch-01.jsonl"))))
@@ -222,11 +220,11 @@ class TestScoringWithoutScikitLearn:
                 expected = matrix[row]
                 assert columns.tolist() == expected.indices.tolist(), (name, row)
                 np.testing.assert_allclose(values, expected.data, rtol=1e-6, err_msg=f"{name} {row}")
-        combined = sp.hstack([fitted["words"][0], fitted["chars"][0]], format="csr")
+        combined = feature_matrix(fitted["words"][0], fitted["chars"][0])
         y = np.array([e.labels["sanctions"] for e in examples] * 2)
         clf = LogisticRegression(C=8.0, solver="liblinear").fit(combined, y)
         words, chars = fitted["words"][1], fitted["chars"][1]
-        weights = LabelWeights(clf.coef_[0][: len(words)], clf.coef_[0][len(words) :], float(clf.intercept_[0]))
+        weights = label_weights(clf, len(words))
         ours = [weights.log_odds(words.vector(t), chars.vector(t)) for t in texts]
         np.testing.assert_allclose(ours, clf.decision_function(combined), rtol=1e-6, atol=1e-9)
 
