@@ -61,6 +61,18 @@ class TestJoinLabels:
         joined = join_labels(labels, tmp_path)
         assert [e.id for e in joined] == ["x2", "x1"] and joined[1].title == "T1" and len(joined[1].text) == 1500
 
+    def test_another_labels_file_under_the_texts_is_not_a_text_source(self, tmp_path):
+        """A subset of the labels, joined against a directory that also holds the full labels
+        file, gets its texts from the corpora, wherever that file sorts among them."""
+        labelled = [{"id": i, "lang": "en", "labels": {"sanctions": 1, "arms_transfer": 0}} for i in ("x1", "x2")]
+        (tmp_path / "a-labels.jsonl").write_text("\n".join(json.dumps(r) for r in labelled))
+        (tmp_path / "b.jsonl").write_text("\n".join(json.dumps({"id": i, "title": f"T-{i}", "text": "body"}) for i in ("x1", "x2")))
+        subset = tmp_path / "subset" / "high.jsonl"
+        subset.parent.mkdir()
+        subset.write_text(json.dumps(labelled[1]))
+        joined = join_labels(subset, tmp_path)
+        assert [(e.id, e.title, e.text) for e in joined] == [("x2", "T-x2", "body")]
+
     def test_missing_text_is_an_error(self, tmp_path):
         """A labelled id with no text is reported, not silently dropped."""
         labels = tmp_path / "labels.jsonl"

@@ -78,7 +78,9 @@ def evaluate(model: RelevanceModel, examples: Sequence[Example], progress: Calla
 
 def join_labels(labels_path: Path, texts_dir: Path) -> list[Example]:
     """Attach title and text to id-only labels (like the real-news dev set) from the JSONL
-    corpora under ``texts_dir``, matched on ``id``; the text is cut to 1,500 characters."""
+    corpora under ``texts_dir``, matched on ``id``; the text is cut to 1,500 characters.
+    Records with neither title nor text are skipped: another labels file under
+    ``texts_dir`` (the full set beside a subset of it) carries the ids but no text."""
     wanted: dict[str, dict] = {}
     with labels_path.open(encoding="utf-8") as f:
         for line in f:
@@ -94,7 +96,7 @@ def join_labels(labels_path: Path, texts_dir: Path) -> list[Example]:
             for line in f:
                 record = json.loads(line)
                 key = str(record.get("id"))
-                if key in wanted and key not in found:
+                if key in wanted and key not in found and (record.get("title") or record.get("text")):
                     label = wanted[key]
                     found[key] = Example(
                         key, label.get("lang") or record.get("lang") or "", str(record.get("title") or ""),
