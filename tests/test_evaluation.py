@@ -10,7 +10,7 @@ import pytest
 
 from alertd.cli import main
 from alertd.model.corpus import CorpusError, Example
-from alertd.model.evaluation import evaluate, join_labels
+from alertd.model.evaluation import evaluate, f1_interval, join_labels
 from alertd.model.keywords import keyword_labels
 
 EXAMPLES = [
@@ -48,6 +48,34 @@ class TestEvaluate:
         assert main(["evaluate", "--data", str(data)]) == 0
         out = capsys.readouterr().out
         assert "kw F1" in out and any(l.startswith("id     relevant") for l in out.splitlines())
+
+
+class TestF1Interval:
+    def test_perfect_predictions_leave_no_doubt(self):
+        y = np.array([1, 0, 1, 0, 0, 1])
+        assert f1_interval(y, y) == (1.0, 1.0)
+
+    def test_interval_holds_the_figure_and_narrows_with_more_articles(self):
+        """The same error rate over ten times the articles gives a narrower interval that
+        still contains the F1 of the whole set; the draws are seeded, so runs agree."""
+        y = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0])
+        predicted = np.array([1, 1, 1, 0, 1, 0, 0, 0, 0, 0])  # F1 0.75
+        small = f1_interval(y, predicted)
+        large = f1_interval(np.tile(y, 10), np.tile(predicted, 10))
+        assert small[0] < 0.75 < small[1] and large[0] < 0.75 < large[1]
+        assert large[1] - large[0] < (small[1] - small[0]) / 2
+        assert f1_interval(y, predicted) == small
+
+    def test_no_positives_no_interval(self):
+        assert f1_interval(np.zeros(5, int), np.zeros(5, int)) is None
+
+    def test_cli_prints_intervals(self, tmp_path, capsys):
+        data = tmp_path / "labelled.jsonl"
+        data.write_text("\n".join(json.dumps({**e.__dict__}) for e in EXAMPLES))
+        assert main(["evaluate", "--data", str(data), "--json"]) == 0
+        figures = json.loads(capsys.readouterr().out)["figures"]
+        low, high = figures["all"]["relevant"]["f1_interval"]
+        assert 0 <= low <= figures["all"]["relevant"]["f1"] <= high <= 1
 
 
 class TestJoinLabels:

@@ -17,6 +17,7 @@ from alertd.model.corpus import CorpusError, Example
 from alertd.model.keywords import keyword_labels
 
 RELEVANT = "relevant"
+RESAMPLES = 1000  # bootstrap draws for F1 intervals
 
 
 @dataclass
@@ -28,6 +29,7 @@ class Figures:
     support: int
     n: int
     confusion: list[list[int]] = field(default_factory=list)
+    f1_interval: tuple[float, float] | None = None  # 95 % bootstrap interval, model figures only
 
 
 @dataclass
@@ -43,7 +45,23 @@ class Evaluation:
 def figures(y: np.ndarray, predicted: np.ndarray, scores: np.ndarray | None) -> Figures:
     p, r, f1, _ = precision_recall_fscore_support(y, predicted, average="binary", zero_division=0)
     pr_auc = float(average_precision_score(y, scores)) if scores is not None and y.any() and not y.all() else None
-    return Figures(float(p), float(r), float(f1), pr_auc, int(y.sum()), len(y), confusion_matrix(y, predicted, labels=[0, 1]).tolist())
+    interval = f1_interval(y, predicted) if scores is not None else None
+    return Figures(float(p), float(r), float(f1), pr_auc, int(y.sum()), len(y), confusion_matrix(y, predicted, labels=[0, 1]).tolist(), interval)
+
+
+def f1_interval(y: np.ndarray, predicted: np.ndarray, resamples: int = RESAMPLES, seed: int = 0) -> tuple[float, float] | None:
+    """95 % percentile-bootstrap interval of F1: how far the figure could move on another
+    draw of articles like these. A dev set's small groups have a handful of positives, and
+    one article more or less moves their F1 by a lot; the interval says so."""
+    if not y.any():
+        return None
+    rng = np.random.default_rng(seed)
+    draws = rng.multinomial(len(y), np.full(len(y), 1 / len(y)), size=resamples)  # times each article is drawn
+    y, predicted = y.astype(bool), predicted.astype(bool)
+    tp, fp, fn = (draws @ (y & predicted), draws @ (~y & predicted), draws @ (y & ~predicted))
+    f1 = 2 * tp / np.maximum(2 * tp + fp + fn, 1)
+    low, high = np.percentile(f1, [2.5, 97.5])
+    return round(float(low), 3), round(float(high), 3)
 
 
 def evaluate(model: RelevanceModel, examples: Sequence[Example], progress: Callable[[str], None] = lambda _: None, batch: int = 200) -> Evaluation:
@@ -109,13 +127,14 @@ def join_labels(labels_path: Path, texts_dir: Path) -> list[Example]:
 
 
 def format_table(evaluation: Evaluation) -> str:
-    lines = [f"{'group':<6} {'label':<14} {'n':>5} {'pos':>4}  {'P':>5} {'R':>5} {'F1':>5} {'PR-AUC':>6}   {'kw P':>5} {'kw R':>5} {'kw F1':>5}"]
+    lines = [f"{'group':<6} {'label':<14} {'n':>5} {'pos':>4}  {'P':>5} {'R':>5} {'F1':>5} {'F1 95%':>11} {'PR-AUC':>6}   {'kw P':>5} {'kw R':>5} {'kw F1':>5}"]
     for group, per_label in evaluation.model.items():
         for label, m in per_label.items():
             b = evaluation.baseline[group][label]
             auc = f"{m.pr_auc:.3f}" if m.pr_auc is not None else "  -  "
+            interval = f"{m.f1_interval[0]:.3f}-{m.f1_interval[1]:.3f}" if m.f1_interval else "-"
             lines.append(
-                f"{group:<6} {label:<14} {m.n:>5} {m.support:>4}  {m.precision:.3f} {m.recall:.3f} {m.f1:.3f} {auc:>6}   "
+                f"{group:<6} {label:<14} {m.n:>5} {m.support:>4}  {m.precision:.3f} {m.recall:.3f} {m.f1:.3f} {interval:>11} {auc:>6}   "
                 f"{b.precision:.3f} {b.recall:.3f} {b.f1:.3f}"
             )
     return "\n".join(lines)

@@ -50,16 +50,17 @@ def write_report(evaluation: Evaluation, out_dir: Path, model_id: str, data_name
         for label, m in per_label.items():
             b = evaluation.baseline[group][label]
             auc = f"{m.pr_auc:.3f}" if m.pr_auc is not None else "–"
+            interval = f"{m.f1_interval[0]:.3f}–{m.f1_interval[1]:.3f}" if m.f1_interval else "–"
             rows.append(
                 f"<tr><td>{html.escape(group)}</td><td>{label}</td><td>{m.n}</td><td>{m.support}</td><td>{m.precision:.3f}</td>"
-                f"<td>{m.recall:.3f}</td><td><b>{m.f1:.3f}</b></td><td>{auc}</td><td>{b.precision:.3f}</td><td>{b.recall:.3f}</td><td>{b.f1:.3f}</td></tr>"
+                f"<td>{m.recall:.3f}</td><td><b>{m.f1:.3f}</b></td><td>{interval}</td><td>{auc}</td><td>{b.precision:.3f}</td><td>{b.recall:.3f}</td><td>{b.f1:.3f}</td></tr>"
             )
     page = out_dir / "index.html"
     page.write_text(
         f"""<!doctype html><html><head><meta charset="utf-8"><title>alertd evaluation</title>
 <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:2px 8px;text-align:right}}td:first-child,td:nth-child(2){{text-align:left}}</style></head><body>
 <h1>alertd evaluation</h1><p>model <code>{html.escape(model_id)}</code> on <code>{html.escape(data_name)}</code>, {len(evaluation.ids)} articles</p>
-<table border="1" cellspacing="0"><tr><th>group</th><th>label</th><th>n</th><th>positives</th><th>P</th><th>R</th><th>F1</th><th>PR-AUC</th><th>keyword P</th><th>keyword R</th><th>keyword F1</th></tr>
+<table border="1" cellspacing="0"><tr><th>group</th><th>label</th><th>n</th><th>positives</th><th>P</th><th>R</th><th>F1</th><th>F1 95 % interval</th><th>PR-AUC</th><th>keyword P</th><th>keyword R</th><th>keyword F1</th></tr>
 {''.join(rows)}</table>
 {''.join(f'<h2>{html.escape(i[:-4])}</h2><img src="{i}" alt="{i}">' for i in images)}
 </body></html>""",
