@@ -72,6 +72,14 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--feedback-from", type=Path, metavar="CONFIG", help="also train on analysts' labels stored in this config's database")
     train.set_defaults(handler=cmd_train)
 
+    audit = sub.add_parser("audit-labels", help="list labels that a model fitted without them contradicts, for a second reading before retraining")
+    audit.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="directory of labelled JSONL (default: %(default)s)")
+    audit.add_argument("--data", type=Path, action="append", default=[], help="extra labelled JSONL; may repeat")
+    audit.add_argument("--feedback-from", type=Path, metavar="CONFIG", help="also audit analysts' labels stored in this config's database")
+    audit.add_argument("--folds", type=int, default=5, help="each example is scored by a model fitted on the other folds (default: %(default)s)")
+    audit.add_argument("--margin", type=float, default=0.85, help="list a label when its out-of-fold probability is further than this from it (default: %(default)s)")
+    audit.set_defaults(handler=cmd_audit_labels)
+
     feedback = with_config(sub.add_parser("feedback", help="record an analyst's labels for an alerted item, for retraining"))
     target = feedback.add_mutually_exclusive_group(required=True)
     target.add_argument("--alert", type=int, help="alert id (from 'alertd alerts')")
@@ -210,9 +218,9 @@ def cmd_score(args) -> int:
     return 1 if bad else 0
 
 
-def cmd_train(args) -> int:
+def _labelled_examples(args) -> tuple[list, list[str]]:
+    """The examples `train` and `audit-labels` read: the corpus, extra files, analysts' labels."""
     from alertd.model.corpus import corpus_files, read_examples
-    from alertd.model.training import train
 
     paths = corpus_files(args.corpus) + list(args.data)
     if not paths and not args.feedback_from:
@@ -232,6 +240,13 @@ def cmd_train(args) -> int:
             for r in rows
         ]
         sources.append(f"feedback: {len(rows)} analyst labels")
+    return examples, sources
+
+
+def cmd_train(args) -> int:
+    from alertd.model.training import train
+
+    examples, sources = _labelled_examples(args)
 
     def progress(message: str) -> None:
         print(f"train: {message}", file=sys.stderr, flush=True)
@@ -239,6 +254,23 @@ def cmd_train(args) -> int:
     progress(f"read {len(examples)} examples from {len(sources)} sources")
     manifest = train(examples, args.out, sources, progress)
     print(json.dumps({"model_id": manifest.model_id, "thresholds": manifest.thresholds, "metrics": manifest.metrics}, indent=2))
+    return 0
+
+
+def cmd_audit_labels(args) -> int:
+    from alertd.model.audit import suspects
+
+    examples, sources = _labelled_examples(args)
+
+    def progress(message: str) -> None:
+        print(f"audit-labels: {message}", file=sys.stderr, flush=True)
+
+    progress(f"read {len(examples)} examples from {len(sources)} sources")
+    found = suspects(examples, args.folds, args.margin, progress)
+    print(f"{'id':<24} {'label':<14} {'given':>5} {'p':>6}  title")
+    for s in found:
+        print(f"{s.id:<24} {s.label:<14} {s.given:>5} {s.probability:>6.3f}  {s.title[:100]}")
+    progress(f"{len(found)} labels contradicted by more than {args.margin}")
     return 0
 
 
