@@ -1,7 +1,7 @@
 """How many ordinary articles the shipped model alerts on: the noise an analyst reads.
 
 Run from the repository root:  .venv/bin/python bench/alert_volume.py [--sample N]
-Scores every article of the unlabelled news corpora in ../shared/data (title plus the
+Scores every article of the general news corpora in ../shared/data (title plus the
 first 1,500 characters), leaving out the dev set's ids and the ids reserved for
 independent evaluation, and counts those that pass either label's threshold. Nearly
 all of these corpora's articles are ordinary business, politics and sport, so the
@@ -31,7 +31,18 @@ CORPORA = {
     "en reuters21578": "reuters21578/reuters21578.jsonl.gz",
     "id news_rss_2025": "id_news_rss_2025",
     "id tempo_feed_items": "id_tempo_feed_items",
-}
+    "id detik_titles": "id_detik_titles",
+    "ar saudinewsnet": "ar_saudinewsnet",
+    "de 10kgnad": "de_10kgnad_test",
+    "es fakedes_true": "es_fakedes_true",
+    "fr masakhanews": "fr_masakhanews",
+    "ja livedoor": "ja_livedoor",
+    "ko ynat_headlines": "ko_ynat_headlines",
+    "ru lenta_topics_2024": "ru_lenta_topics_2024",
+    "zh tnews_headlines": "zh_tnews_headlines",
+    "many gnews_trending_2022": "gnews_trending_2022",
+    "many wmt_native_news": "wmt_native_news",
+}  # general news; corpora gathered around one topic (North Korean state news, Palestine headlines) are left out
 
 
 def records(path: Path):
