@@ -12,7 +12,6 @@ random, for reading.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import random
 import sys
@@ -22,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from alertd.model import load_model  # noqa: E402
+from alertd.model.evaluation import jsonl_records  # noqa: E402
 from alertd.text.normalise import model_input  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -45,16 +45,6 @@ CORPORA = {
 }  # general news; corpora gathered around one topic (North Korean state news, Palestine headlines) are left out
 
 
-def records(path: Path):
-    files = sorted(p for p in path.rglob("*") if p.name.endswith((".jsonl", ".jsonl.gz"))) if path.is_dir() else [path]
-    for file in files:
-        opener = gzip.open if file.name.endswith(".gz") else open
-        with opener(file, "rt", encoding="utf-8") as f:
-            for line in f:
-                if line.strip():
-                    yield json.loads(line)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sample", type=int, default=0, help="print this many alerted headlines, at random")
@@ -70,16 +60,16 @@ def main() -> int:
         path = DATA / relative
         if not path.exists():
             continue
-        rows = [r for r in records(path) if str(r.get("id")) not in excluded]
+        rows = [r for r in jsonl_records(path) if str(r.get("id")) not in excluded]
         texts = [model_input(str(r.get("title") or ""), str(r.get("text") or "")[:1500]) for r in rows]
         hits = 0
         for start in range(0, len(texts), 500):
             scores = model.probabilities(texts[start : start + 500])
-            for i in range(len(texts[start : start + 500])):
+            for i, row in enumerate(rows[start : start + 500]):
                 labels = [l for l in scores if scores[l][i] >= model.thresholds[l]]
                 if labels:
                     hits += 1
-                    alerted.append((name, "+".join(labels), str(rows[start + i].get("title") or rows[start + i].get("text"))[:100]))
+                    alerted.append((name, "+".join(labels), str(row.get("title") or row.get("text"))[:100]))
         report[name] = {"articles": len(rows), "alerted": hits, "per_1000": round(1000 * hits / max(len(rows), 1), 1)}
     print(json.dumps({"model": model.model_id, "corpora": report}, indent=2))
     for name, labels, title in sorted(random.Random(0).sample(alerted, min(args.sample, len(alerted)))):

@@ -6,7 +6,7 @@ import gzip
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 from sklearn.metrics import average_precision_score, confusion_matrix, precision_recall_fscore_support
@@ -106,24 +106,31 @@ def join_labels(labels_path: Path, texts_dir: Path) -> list[Example]:
                 record = json.loads(line)
                 wanted[str(record["id"])] = record
     found: dict[str, Example] = {}
-    for path in sorted(texts_dir.rglob("*.jsonl*")):
-        if path.resolve() == labels_path.resolve() or not path.name.endswith((".jsonl", ".jsonl.gz")):
-            continue
-        opener = gzip.open if path.name.endswith(".gz") else open
-        with opener(path, "rt", encoding="utf-8") as f:
-            for line in f:
-                record = json.loads(line)
-                key = str(record.get("id"))
-                if key in wanted and key not in found and (record.get("title") or record.get("text")):
-                    label = wanted[key]
-                    found[key] = Example(
-                        key, label.get("lang") or record.get("lang") or "", str(record.get("title") or ""),
-                        str(record.get("text") or "")[:1500], {l: int(label["labels"][l]) for l in LABELS},
-                    )
+    for record in jsonl_records(texts_dir, skip=labels_path):
+        key = str(record.get("id"))
+        if key in wanted and key not in found and (record.get("title") or record.get("text")):
+            label = wanted[key]
+            found[key] = Example(
+                key, label.get("lang") or record.get("lang") or "", str(record.get("title") or ""),
+                str(record.get("text") or "")[:1500], {l: int(label["labels"][l]) for l in LABELS},
+            )
     missing = [k for k in wanted if k not in found]
     if missing:
         raise CorpusError(f"{len(missing)} labelled ids have no text under {texts_dir}, e.g. {missing[:3]}")
     return [found[k] for k in wanted]
+
+
+def jsonl_records(root: Path, skip: Path | None = None) -> Iterator[dict]:
+    """Every record of every JSONL(.gz) file under ``root`` (or of ``root`` itself), in path order."""
+    paths = sorted(p for p in root.rglob("*.jsonl*") if p.name.endswith((".jsonl", ".jsonl.gz"))) if root.is_dir() else [root]
+    for path in paths:
+        if skip is not None and path.resolve() == skip.resolve():
+            continue
+        opener = gzip.open if path.name.endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    yield json.loads(line)
 
 
 def format_table(evaluation: Evaluation) -> str:

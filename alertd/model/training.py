@@ -52,7 +52,7 @@ def fit(examples: Sequence[Example], progress: Progress = lambda _: None) -> Rel
         clf = LogisticRegression(C=C, class_weight="balanced", solver="liblinear", max_iter=1000, random_state=0)
         clf.fit(combined, y)
         weights[label] = label_weights(clf, len(words))
-    return RelevanceModel(words, _space(char_vectorizer, char_space), weights, thresholds={l: 0.5 for l in LABELS})
+    return RelevanceModel(words, _space(char_vectorizer, char_space), weights, thresholds={l: DECISION_THRESHOLD for l in LABELS})
 
 
 def feature_matrix(words: sp.spmatrix, chars: sp.spmatrix) -> sp.csr_matrix:
@@ -113,7 +113,6 @@ def train(examples: Sequence[Example], out_dir: Path, sources: list[str], progre
             raise CorpusError(f"the validation split has no {'positive' if y.max() == 0 else 'negative'} examples for {label}; add data")
         model.calibration[label] = platt_scaling(log_odds[label], y)
         probabilities = model.calibrated(label, log_odds[label])
-        model.thresholds[label] = DECISION_THRESHOLD
         metrics[label] = label_metrics(y, probabilities, model.thresholds[label])
         metrics[label]["brier"] = round(float(brier_score_loss(y, probabilities)), 4)
     progress("writing artifact")

@@ -284,7 +284,6 @@ class Store:
         """Insert the items in one statement; their ids in the same order."""
         if not fresh:
             return []
-        i = schema.items
         rows = [
             dict(
                 feed=scored.feed, item_key=scored.item.key, title=scored.item.title, link=scored.item.link,
@@ -307,7 +306,6 @@ class Store:
         shingles); otherwise the MinHash index decides, among the recent stories sharing a
         band and the stories this poll starts. Reads and writes are one statement each for
         the whole poll, not per item."""
-        s, b = schema.stories, schema.story_bands
         todo = [(scored, tuple(fp)) for scored, _ in fresh if (fp := outcome.fingerprints.get(scored.item.key)) is not None]
         by_link = cls._stories_by_link(conn, [scored for scored, _ in todo], stories, now)
         item_bands = {scored.item.key: bands(fp) for scored, fp in todo}
