@@ -205,7 +205,7 @@ class TestScoringWithoutScikitLearn:
         from sklearn.linear_model import LogisticRegression
 
         from alertd.model.features import char_grams, word_ngrams
-        from alertd.model.training import _space, feature_matrix, label_weights
+        from alertd.model.training import _space, column_scale, feature_matrix, label_weights, scaled
         from alertd.model.classifier import char_space, word_space
 
         examples = list(read_examples(sorted(CORPUS.glob("*/batch-01.jsonl"))))
@@ -222,11 +222,13 @@ class TestScoringWithoutScikitLearn:
                 np.testing.assert_allclose(values, expected.data, rtol=1e-6, err_msg=f"{name} {row}")
         combined = feature_matrix(fitted["words"][0], fitted["chars"][0])
         y = np.array([e.labels["sanctions"] for e in examples] * 2)
-        clf = LogisticRegression(C=8.0, solver="liblinear").fit(combined, y)
         words, chars = fitted["words"][1], fitted["chars"][1]
-        weights = label_weights(clf, len(words))
+        scale = column_scale(combined, y, len(words))
+        assert scale.min() < scale.max()  # the folding below is tested on a scale that does something
+        clf = LogisticRegression(C=8.0, solver="liblinear").fit(scaled(combined, scale), y)
+        weights = label_weights(clf, scale, len(words))
         ours = [weights.log_odds(words.vector(t), chars.vector(t)) for t in texts]
-        np.testing.assert_allclose(ours, clf.decision_function(combined), rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(ours, clf.decision_function(scaled(combined, scale)), rtol=1e-6, atol=1e-9)
 
     def test_score_and_batch_probabilities_agree(self, shipped_model):
         """score() (one article at a time, with explanations) gives the probabilities the batch path gives."""
