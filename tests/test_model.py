@@ -171,6 +171,21 @@ class TestTraining:
         assert (tmp_path / "a" / "manifest.json").read_bytes() == (tmp_path / "b" / "manifest.json").read_bytes()
         assert load_model(tmp_path / "a").model_id == first.model_id
 
+    def test_telling_terms_are_regularised_less_than_shared_ones(self):
+        """A word found only in one label's positives gets a larger column scale than a
+        word found as often in positives as in negatives; the character block is scaled down."""
+        import scipy.sparse as sp
+
+        from alertd.model.training import CHAR_SCALE, column_scale
+
+        # columns: a word in positives only, a word in both classes, a character gram
+        # occurring exactly where that second word does
+        features = sp.csr_matrix(np.array([[1, 1, 1], [1, 0, 0], [0, 1, 1], [0, 1, 1]], dtype=np.float32))
+        y = np.array([1, 1, 0, 0])
+        scale = column_scale(features, y, n_words=2)
+        assert scale[0] > scale[1] > 0
+        assert scale[2] == pytest.approx(CHAR_SCALE * scale[1])
+
     def test_shipped_model_is_reproducible(self, tmp_path):
         """'alertd train' on the repository's corpus rebuilds exactly the shipped artifact."""
         shipped = read_manifest(MODELS)
