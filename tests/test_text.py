@@ -29,6 +29,18 @@ class TestNormalise:
         assert "langganan" not in cleaned and "cek berita" not in cleaned and "scan qr code" not in cleaned
         assert "resolusi dewan keamanan" in cleaned
 
+    def test_mandated_notes_removed_and_other_brackets_kept(self):
+        """The notes Russian media must attach to banned organisations, 'foreign agents' and
+        Meta's networks are dropped; ordinary parentheses stay."""
+        text = (
+            "Она написала в Instagram (соцсеть запрещена в РФ; принадлежит корпорации Meta, которая признана "
+            "экстремистской), что турнир перенесли. Певец (признан иностранным агентом) дал концерт. "
+            "Минфин (США) ввел санкции."
+        )
+        cleaned = normalise(text)
+        assert "запрещена" not in cleaned and "экстремист" not in cleaned and "агентом" not in cleaned
+        assert "instagram , что турнир перенесли" in cleaned and "минфин (сша) ввел санкции" in cleaned
+
     def test_model_input_is_title_plus_head(self):
         """The model reads the title and the first 3,000 characters."""
         text = model_input("Title", "word " * 2000)
