@@ -173,7 +173,7 @@ class TestTraining:
 
     def test_telling_terms_are_regularised_less_than_shared_ones(self):
         """A word found only in one label's positives gets a larger column scale than a
-        word found as often in positives as in negatives; the character block is scaled down."""
+        word found in both classes; the character block is scaled down on top."""
         import scipy.sparse as sp
 
         from alertd.model.training import CHAR_SCALE, column_scale
