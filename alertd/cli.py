@@ -243,13 +243,17 @@ def _labelled_examples(args) -> tuple[list, list[str]]:
     return examples, sources
 
 
+def _progress(command: str):
+    """Progress of long work, on stderr so stdout stays the command's output."""
+    return lambda message: print(f"{command}: {message}", file=sys.stderr, flush=True)
+
+
 def cmd_train(args) -> int:
     from alertd.model.training import train
 
     examples, sources = _labelled_examples(args)
 
-    def progress(message: str) -> None:
-        print(f"train: {message}", file=sys.stderr, flush=True)
+    progress = _progress("train")
 
     progress(f"read {len(examples)} examples from {len(sources)} sources")
     manifest = train(examples, args.out, sources, progress)
@@ -262,8 +266,7 @@ def cmd_audit_labels(args) -> int:
 
     examples, sources = _labelled_examples(args)
 
-    def progress(message: str) -> None:
-        print(f"audit-labels: {message}", file=sys.stderr, flush=True)
+    progress = _progress("audit-labels")
 
     progress(f"read {len(examples)} examples from {len(sources)} sources")
     found = suspects(examples, args.folds, args.margin, progress)
@@ -300,8 +303,7 @@ def cmd_evaluate(args) -> int:
     model = load_model(args.model)
     examples = join_labels(args.data, args.texts) if args.texts else read_labelled([args.data])
 
-    def progress(message: str) -> None:
-        print(f"evaluate: {message}", file=sys.stderr, flush=True)
+    progress = _progress("evaluate")
 
     progress(f"{len(examples)} labelled examples, model {model.model_id}")
     result = evaluate(model, examples, progress)

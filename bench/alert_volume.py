@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from alertd.model import load_model  # noqa: E402
-from alertd.model.evaluation import jsonl_records  # noqa: E402
+from alertd.model.evaluation import EVALUATED_CHARS, jsonl_records  # noqa: E402
 from alertd.text.normalise import model_input  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -61,7 +61,7 @@ def main() -> int:
         if not path.exists():
             continue
         rows = [r for r in jsonl_records(path) if str(r.get("id")) not in excluded]
-        texts = [model_input(str(r.get("title") or ""), str(r.get("text") or "")[:1500]) for r in rows]
+        texts = [model_input(str(r.get("title") or ""), str(r.get("text") or "")[:EVALUATED_CHARS]) for r in rows]
         hits = 0
         for start in range(0, len(texts), 500):
             scores = model.probabilities(texts[start : start + 500])

@@ -8,7 +8,6 @@ few worth a second reading before a retrain, out of thousands.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -37,7 +36,7 @@ def suspects(examples: Sequence[Example], folds: int = 5, margin: float = 0.85, 
     if folds < 2:
         raise CorpusError("an audit needs at least 2 folds")
     examples, _ = deduplicate(sorted(examples, key=lambda e: e.id))
-    fold_of = {e.id: int(hashlib.sha256(e.id.encode()).hexdigest(), 16) % folds for e in examples}
+    fold_of = {e.id: e.fold(folds) for e in examples}
     found: list[Suspect] = []
     for fold in range(folds):
         held_out = [e for e in examples if fold_of[e.id] == fold]

@@ -18,6 +18,7 @@ from alertd.model.keywords import keyword_labels
 
 RELEVANT = "relevant"
 RESAMPLES = 1000  # bootstrap draws for F1 intervals
+EVALUATED_CHARS = 1500  # of each real article's text, after its title: what the dev-set protocol scores
 
 
 @dataclass
@@ -96,7 +97,7 @@ def evaluate(model: RelevanceModel, examples: Sequence[Example], progress: Calla
 
 def join_labels(labels_path: Path, texts_dir: Path) -> list[Example]:
     """Attach title and text to id-only labels (like the real-news dev set) from the JSONL
-    corpora under ``texts_dir``, matched on ``id``; the text is cut to 1,500 characters.
+    corpora under ``texts_dir``, matched on ``id``; the text is cut to EVALUATED_CHARS.
     Records with neither title nor text are skipped: another labels file under
     ``texts_dir`` (the full set beside a subset of it) carries the ids but no text."""
     wanted: dict[str, dict] = {}
@@ -112,7 +113,7 @@ def join_labels(labels_path: Path, texts_dir: Path) -> list[Example]:
             label = wanted[key]
             found[key] = Example(
                 key, label.get("lang") or record.get("lang") or "", str(record.get("title") or ""),
-                str(record.get("text") or "")[:1500], {l: int(label["labels"][l]) for l in LABELS},
+                str(record.get("text") or "")[:EVALUATED_CHARS], {l: int(label["labels"][l]) for l in LABELS},
             )
     missing = [k for k in wanted if k not in found]
     if missing:
